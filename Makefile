@@ -96,8 +96,12 @@ check: test-deps
 	@scripts/check.sh
 
 demo: deps
-	$(MAKE) $(BUILD)/crest
+	$(MAKE) $(BUILD)/crest $(BUILD)/demo-counter
 	@scripts/demo.sh
+
+$(BUILD)/demo-counter: demo/counter.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(WARN) -O2 -o $@ $<
 
 bench: deps
 	$(MAKE) $(BUILD)/crest $(BENCHES)

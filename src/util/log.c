@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 static int cur_level = LOG_WARN;
-static int log_fd = STDERR_FILENO;
+static int log_fd_cur = STDERR_FILENO;
 
 int log_init(int level, const char *path)
 {
@@ -16,8 +16,25 @@ int log_init(int level, const char *path)
 
 		if (fd < 0)
 			return -errno;
-		log_fd = fd;
+		log_fd_cur = fd;
 	}
+	return 0;
+}
+
+int log_fd(void)
+{
+	return log_fd_cur;
+}
+
+int log_move_fd(int min_fd)
+{
+	int fd = fcntl(log_fd_cur, F_DUPFD_CLOEXEC, min_fd);
+
+	if (fd < 0)
+		return -errno;
+	if (log_fd_cur != STDERR_FILENO)
+		close(log_fd_cur);
+	log_fd_cur = fd;
 	return 0;
 }
 
@@ -43,7 +60,7 @@ void log_printf(int level, const char *prefix, const char *fmt, ...)
 		n = sizeof(buf) - 2;
 	buf[n++] = '\n';
 	/* One write per line, so lines from the processes of a restore do not interleave. */
-	if (write(log_fd, buf, n) < 0)
+	if (write(log_fd_cur, buf, n) < 0)
 		(void)0;
 	errno = saved;
 }

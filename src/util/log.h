@@ -20,6 +20,9 @@ enum log_level {
 /* Set the verbosity (-v0..-v4) and, if path is not NULL, send the log to that file. */
 int log_init(int level, const char *path);
 int log_level(void);
+/* The descriptor the log goes to; moved to a number >= min_fd (restore keeps low fds free). */
+int log_fd(void);
+int log_move_fd(int min_fd);
 void log_printf(int level, const char *prefix, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 

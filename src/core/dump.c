@@ -1,0 +1,334 @@
+/*
+ * crest dump: freeze the tree, read its state, write the image, then kill or resume it.
+ * Each stage is one call below; any failure resumes every task exactly as it was.
+ */
+#define LOG_PREFIX "dump: "
+#include "core/dump.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "cli/opts.h"
+#include "core/pstree.h"
+#include "core/stats.h"
+#include "files/files.h"
+#include "image/img.h"
+#include "infect/infect.h"
+#include "mem/mem.h"
+#include "pstree.pb-c.h"
+#include "task/task.h"
+#include "util/log.h"
+#include "util/util.h"
+
+/* What is read from one process before anything is written. */
+struct dump_proc {
+	struct pstree_proc *p;
+	TaskCore core;
+	ThreadCore *threads;
+	size_t nr_threads;	/* threads dumped so far */
+	struct mem_map map;
+};
+
+struct dump_ctx {
+	const struct crest_opts *opts;
+	struct img_dir *dir;
+	struct pstree tree;
+	struct dump_proc *procs;
+	struct files_dump *files;
+	struct mem_shmem_set *shmem;
+	struct stats stats;
+};
+
+/* Every process's session and group must be in the tree, or be the shell's (--shell-job). */
+static int check_sessions(struct dump_ctx *ctx)
+{
+	struct pstree_proc *root = &ctx->tree.procs[0];
+
+	for (size_t i = 0; i < ctx->tree.nr; i++) {
+		struct pstree_proc *p = &ctx->tree.procs[i];
+		bool ext_sid = !pstree_find(&ctx->tree, p->sid);
+		bool ext_pgid = !pstree_find(&ctx->tree, p->pgid);
+
+		if ((ext_sid && !ctx->opts->shell_job) || (ext_sid && p->sid != root->sid)) {
+			pr_err("pid %d: its session %d is outside the tree: dump from the session leader, or use --shell-job (-j)",
+			       p->pid, p->sid);
+			return -EINVAL;
+		}
+		if ((ext_pgid && !ctx->opts->shell_job) || (ext_pgid && p->pgid != root->pgid)) {
+			pr_err("pid %d: its process group %d is outside the tree: dump from the group leader, or use --shell-job (-j)",
+			       p->pid, p->pgid);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static int stage_freeze(struct dump_ctx *ctx)
+{
+	int ret = pstree_freeze(ctx->opts->pid, ctx->opts->timeout_s * 1000, &ctx->tree);
+
+	if (ret)
+		return ret;
+	stats_mark_frozen(&ctx->stats);
+	ctx->procs = xzalloc(ctx->tree.nr * sizeof(*ctx->procs));
+	if (!ctx->procs)
+		return -ENOMEM;
+	for (size_t i = 0; i < ctx->tree.nr; i++)
+		ctx->procs[i].p = &ctx->tree.procs[i];
+	return check_sessions(ctx);
+}
+
+static int collect_threads(struct infect_ctl *ctl, struct dump_proc *dp)
+{
+	dp->threads = xzalloc(dp->p->nr_threads * sizeof(*dp->threads));
+	if (!dp->threads)
+		return -ENOMEM;
+	for (size_t t = 0; t < dp->p->nr_threads; t++) {
+		int ret;
+
+		thread_core__init(&dp->threads[t]);
+		ret = task_dump_thread(ctl, dp->p->threads[t], &dp->threads[t]);
+		if (ret)
+			return ret;
+		dp->nr_threads++;
+	}
+	return 0;
+}
+
+static int collect_proc(struct dump_proc *dp)
+{
+	struct infect_ctl *ctl;
+	int ret;
+
+	task_core__init(&dp->core);
+	if (dp->p->zombie)
+		return 0;
+	ret = infect_ctl_open(dp->p->pid, dp->p->pid, &ctl);
+	if (ret)
+		return pr_errno(ret, "pid %d: cannot prepare remote calls", dp->p->pid);
+	ret = task_dump_core(ctl, dp->p->pid, &dp->core);
+	if (!ret)
+		ret = collect_threads(ctl, dp);
+	if (!ret)
+		ret = mem_collect(ctl, dp->p->pid, &dp->map);
+	infect_ctl_close(ctl);
+	return ret;
+}
+
+static int stage_collect(struct dump_ctx *ctx)
+{
+	for (size_t i = 0; i < ctx->tree.nr; i++) {
+		int ret = collect_proc(&ctx->procs[i]);
+
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static int dump_shmem(struct dump_ctx *ctx, struct dump_proc *dp)
+{
+	for (size_t v = 0; v < dp->map.nr_vmas; v++) {
+		VmaEntry *vma = dp->map.vmas[v];
+		int ret;
+
+		if (vma->kind != VMA_KIND__VMA_SHMEM)
+			continue;
+		ret = mem_shmem_dump(ctx->dir, ctx->shmem, dp->p->pid, vma);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static int stage_pages(struct dump_ctx *ctx)
+{
+	ctx->shmem = mem_shmem_set_new();
+	if (!ctx->shmem)
+		return -ENOMEM;
+	for (size_t i = 0; i < ctx->tree.nr; i++) {
+		struct dump_proc *dp = &ctx->procs[i];
+		uint64_t bytes = 0;
+		int ret;
+
+		if (dp->p->zombie)
+			continue;
+		ret = mem_dump_pages(ctx->dir, dp->p->pid, &dp->map, &bytes);
+		if (!ret)
+			ret = dump_shmem(ctx, dp);
+		if (ret)
+			return ret;
+		ctx->stats.pages_bytes += bytes;
+	}
+	return 0;
+}
+
+static int stage_files(struct dump_ctx *ctx)
+{
+	int ret = files_dump_open(ctx->dir, ctx->opts, &ctx->files);
+
+	for (size_t i = 0; !ret && i < ctx->tree.nr; i++)
+		if (!ctx->procs[i].p->zombie)
+			ret = files_dump_process(ctx->files, ctx->procs[i].p->pid);
+	if (!ret)
+		ret = files_dump_finish(ctx->files);
+	return ret;
+}
+
+static int write_core(struct dump_ctx *ctx, struct dump_proc *dp)
+{
+	struct img *img = img_create(ctx->dir, IMG_MAGIC_CORE, "core-%d.img", dp->p->pid);
+	int ret;
+
+	if (!img)
+		return -errno;
+	dp->core.pid = dp->p->pid;
+	ret = img_write_msg(img, &dp->core.base);
+	for (size_t t = 0; !ret && t < dp->nr_threads; t++)
+		ret = img_write_msg(img, &dp->threads[t].base);
+	return ret ? (img_close(img), ret) : img_close(img);
+}
+
+static int write_pstree(struct dump_ctx *ctx)
+{
+	struct img *img = img_create(ctx->dir, IMG_MAGIC_PSTREE, "pstree.img");
+	int ret = 0;
+
+	if (!img)
+		return -errno;
+	for (size_t i = 0; !ret && i < ctx->tree.nr; i++) {
+		struct pstree_proc *p = &ctx->tree.procs[i];
+		PstreeEntry pe = PSTREE_ENTRY__INIT;
+		uint32_t tids[p->nr_threads + 1];
+
+		for (size_t t = 0; t < p->nr_threads; t++)
+			tids[t] = p->threads[t];
+		pe.pid = p->pid;
+		pe.ppid = p->ppid;
+		pe.pgid = p->pgid;
+		pe.sid = p->sid;
+		pe.n_threads = p->nr_threads;
+		pe.threads = tids;
+		pe.has_zombie = pe.has_exit_status = p->zombie;
+		pe.zombie = p->zombie;
+		pe.exit_status = p->exit_status;
+		ret = img_write_msg(img, &pe.base);
+	}
+	return ret ? (img_close(img), ret) : img_close(img);
+}
+
+static int stage_finish(struct dump_ctx *ctx)
+{
+	Inventory inv = INVENTORY__INIT;
+	int ret = write_pstree(ctx);
+
+	for (size_t i = 0; !ret && i < ctx->tree.nr; i++) {
+		struct dump_proc *dp = &ctx->procs[i];
+
+		if (dp->p->zombie)
+			continue;
+		ret = write_core(ctx, dp);
+		if (!ret)
+			ret = mem_write_map(ctx->dir, dp->p->pid, &dp->map);
+	}
+	if (ret)
+		return ret;
+	inv.format_version = IMG_FORMAT_VERSION;
+	inv.root_pid = ctx->tree.procs[0].pid;
+	inv.crest_version = CREST_VERSION;
+	inv.has_shell_job = true;
+	inv.shell_job = ctx->opts->shell_job;
+	inv.has_page_size = true;
+	inv.page_size = sysconf(_SC_PAGESIZE);
+	return imgdir_finish(ctx->dir, &inv);
+}
+
+static const struct dump_stage {
+	const char *name;
+	int (*run)(struct dump_ctx *ctx);
+} dump_stages[] = {
+	{ "freeze", stage_freeze },	/* seize every thread of the tree */
+	{ "collect", stage_collect },	/* registers, signals, mappings: into memory */
+	{ "pages", stage_pages },	/* page contents: straight to the image */
+	{ "files", stage_files },	/* fd tables and file descriptions */
+	{ "finish", stage_finish },	/* records, then inventory.img last */
+};
+
+/* CREST_FAIL_AT=<stage> makes that stage fail, to test that a failed dump harms nothing. */
+static int injected_failure(const char *stage)
+{
+	const char *want = getenv("CREST_FAIL_AT");
+
+	if (!want || strcmp(want, stage))
+		return 0;
+	pr_err("stage %s: failing on purpose (CREST_FAIL_AT)", stage);
+	return -ECANCELED;
+}
+
+static void dump_ctx_free(struct dump_ctx *ctx)
+{
+	for (size_t i = 0; ctx->procs && i < ctx->tree.nr; i++) {
+		struct dump_proc *dp = &ctx->procs[i];
+
+		task_free_core(&dp->core);
+		for (size_t t = 0; t < dp->nr_threads; t++)
+			task_free_thread(&dp->threads[t]);
+		free(dp->threads);
+		mem_map_free(&dp->map);
+	}
+	free(ctx->procs);
+	files_dump_free(ctx->files);
+	mem_shmem_set_free(ctx->shmem);
+	pstree_free(&ctx->tree);
+}
+
+/* Runs the stages; on failure resumes every task untouched. */
+static int run_stages(struct dump_ctx *ctx)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(dump_stages); i++) {
+		uint64_t t0 = now_ns();
+		int ret = injected_failure(dump_stages[i].name);
+
+		if (!ret)
+			ret = dump_stages[i].run(ctx);
+		stats_add_stage(&ctx->stats, dump_stages[i].name, now_ns() - t0);
+		if (ret) {
+			pr_err("dump of pid %d failed at stage %s; the tree is left running",
+			       ctx->opts->pid, dump_stages[i].name);
+			pstree_release(&ctx->tree);
+			return ret;
+		}
+	}
+	return 0;
+}
+
+int crest_dump(const struct crest_opts *opts)
+{
+	struct dump_ctx ctx = { .opts = opts };
+	int ret;
+
+	stats_start(&ctx.stats);
+	ret = imgdir_open_write(opts->images_dir, &ctx.dir);
+	if (ret)
+		return ret;
+	ret = run_stages(&ctx);
+	if (!ret) {
+		if (opts->leave_running)
+			pstree_release(&ctx.tree);
+		else
+			pstree_kill(&ctx.tree);
+		stats_mark_thawed(&ctx.stats);
+		pr_info("dumped %zu process(es) of pid %d to %s", ctx.tree.nr, opts->pid,
+			opts->images_dir);
+		if (opts->display_stats)
+			stats_print(&ctx.stats, "dump");
+	}
+	dump_ctx_free(&ctx);
+	imgdir_close(ctx.dir);
+	return ret;
+}

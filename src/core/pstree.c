@@ -1,0 +1,240 @@
+/*
+ * Finding and freezing the tree. New threads and children can appear until every thread of a
+ * process is stopped, so the walk repeats until one full pass finds nothing new.
+ */
+#define LOG_PREFIX "pstree: "
+#include "core/pstree.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "infect/infect.h"
+#include "util/log.h"
+#include "util/util.h"
+
+struct proc_stat {
+	char state;
+	pid_t ppid, pgid, sid;
+	int exit_code;
+};
+
+/* /proc/PID/stat: "pid (comm) state ppid pgrp session ..." and field 52, exit_code. */
+static int read_stat(pid_t pid, struct proc_stat *ps)
+{
+	char path[64], *buf, *p;
+	int field;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	buf = read_file_at(AT_FDCWD, path, NULL);
+	if (!buf)
+		return -errno;
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 2, "%c %d %d %d", &ps->state, &ps->ppid, &ps->pgid, &ps->sid) != 4) {
+		free(buf);
+		return -EINVAL;
+	}
+	ps->exit_code = 0;
+	for (field = 3; p && field < 52; field++)
+		p = strchr(p + 1, ' ');
+	if (p)
+		ps->exit_code = atoi(p + 1);
+	free(buf);
+	return 0;
+}
+
+struct pstree_proc *pstree_find(struct pstree *tree, pid_t pid)
+{
+	for (size_t i = 0; i < tree->nr; i++)
+		if (tree->procs[i].pid == pid)
+			return &tree->procs[i];
+	return NULL;
+}
+
+static bool has_thread(const struct pstree_proc *p, pid_t tid)
+{
+	for (size_t i = 0; i < p->nr_threads; i++)
+		if (p->threads[i] == tid)
+			return true;
+	return false;
+}
+
+static int add_proc(struct pstree *tree, pid_t pid)
+{
+	struct proc_stat ps;
+	struct pstree_proc *p;
+	int ret = read_stat(pid, &ps);
+
+	if (ret)
+		return ret == -ENOENT ? -ESRCH : ret;
+	if (xgrow((void **)&tree->procs, &tree->cap, tree->nr + 1, sizeof(*tree->procs)))
+		return -ENOMEM;
+	p = &tree->procs[tree->nr++];
+	memset(p, 0, sizeof(*p));
+	p->pid = pid;
+	p->ppid = ps.ppid;
+	p->pgid = ps.pgid;
+	p->sid = ps.sid;
+	p->zombie = ps.state == 'Z';
+	p->exit_status = ps.exit_code;
+	return 0;
+}
+
+static const char *seize_error(int err)
+{
+	switch (err) {
+	case -EBUSY:
+		return "it is traced by another process";
+	case -ETIMEDOUT:
+		return "it did not stop in time (uninterruptible sleep, or a vfork parent?)";
+	default:
+		return strerror(-err);
+	}
+}
+
+/* Seizes threads of p not seized yet; *found is set when there were any. */
+static int seize_threads(struct pstree_proc *p, int timeout_ms, bool *found)
+{
+	char path[64];
+	struct dirent *de;
+	DIR *d;
+	int ret = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", p->pid);
+	d = opendir(path);
+	if (!d)
+		return pr_errno(-errno == -ENOENT ? -ESRCH : -errno, "pid %d: cannot list threads", p->pid);
+	while (!ret && (de = readdir(d))) {
+		pid_t tid = atoi(de->d_name);
+
+		if (tid <= 0 || has_thread(p, tid))
+			continue;
+		ret = infect_seize(tid, timeout_ms);
+		if (ret == -ESRCH && tid != p->pid) {	/* a thread that just exited */
+			ret = 0;
+			continue;
+		}
+		if (ret) {
+			pr_err("pid %d: cannot freeze thread %d: %s", p->pid, tid, seize_error(ret));
+			break;
+		}
+		ret = xgrow((void **)&p->threads, &p->cap_threads, p->nr_threads + 1, sizeof(pid_t));
+		if (!ret) {
+			/* Keep the leader first: restore creates it as the process itself. */
+			p->threads[p->nr_threads++] = tid;
+			if (tid == p->pid) {
+				p->threads[p->nr_threads - 1] = p->threads[0];
+				p->threads[0] = tid;
+			}
+		}
+		*found = true;
+	}
+	closedir(d);
+	return ret;
+}
+
+/* Children of every thread of p (/proc/PID/task/TID/children) not in the tree yet. */
+static int add_children(struct pstree *tree, size_t idx, bool *found)
+{
+	for (size_t t = 0; t < tree->procs[idx].nr_threads; t++) {
+		char path[96], *buf, *p, *end;
+		pid_t pid = tree->procs[idx].pid;
+
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/children", pid, tree->procs[idx].threads[t]);
+		buf = read_file_at(AT_FDCWD, path, NULL);
+		if (!buf)
+			return pr_errno(-errno, "pid %d: cannot read %s", pid, path);
+		for (p = buf;; p = end) {
+			pid_t child = strtol(p, &end, 10);
+			int ret;
+
+			if (end == p)
+				break;
+			if (pstree_find(tree, child))
+				continue;
+			ret = add_proc(tree, child);
+			if (ret) {
+				free(buf);
+				return pr_errno(ret, "pid %d: cannot add child %d", pid, child);
+			}
+			*found = true;
+		}
+		free(buf);
+	}
+	return 0;
+}
+
+static int freeze_pass(struct pstree *tree, int timeout_ms, bool *found)
+{
+	for (size_t i = 0; i < tree->nr; i++) {
+		int ret;
+
+		if (tree->procs[i].zombie)
+			continue;
+		ret = seize_threads(&tree->procs[i], timeout_ms, found);
+		if (!ret)
+			ret = add_children(tree, i, found);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+int pstree_freeze(pid_t root, int timeout_ms, struct pstree *ret)
+{
+	struct pstree tree = { 0 };
+	bool found = true;
+	int err = add_proc(&tree, root);
+
+	if (err) {
+		pr_err("pid %d: %s", root, err == -ESRCH ? "no such process" : strerror(-err));
+		return err;
+	}
+	if (tree.procs[0].zombie) {
+		pr_err("pid %d: is a zombie; there is nothing to dump", root);
+		pstree_free(&tree);
+		return -ESRCH;
+	}
+	while (!err && found) {
+		found = false;
+		err = freeze_pass(&tree, timeout_ms, &found);
+	}
+	if (err) {
+		pstree_release(&tree);
+		pstree_free(&tree);
+		return err;
+	}
+	tree.procs[0].ppid = 0;
+	*ret = tree;
+	return 0;
+}
+
+void pstree_release(struct pstree *tree)
+{
+	for (size_t i = 0; i < tree->nr; i++)
+		for (size_t t = 0; t < tree->procs[i].nr_threads; t++)
+			infect_release(tree->procs[i].threads[t]);
+}
+
+void pstree_kill(struct pstree *tree)
+{
+	/* SIGKILL works on stopped, traced tasks; children first, so none is reparented alive. */
+	for (size_t i = tree->nr; i-- > 0;)
+		if (!tree->procs[i].zombie)
+			kill(tree->procs[i].pid, SIGKILL);
+	for (size_t i = 0; i < tree->nr; i++)
+		for (size_t t = 0; t < tree->procs[i].nr_threads; t++)
+			infect_release(tree->procs[i].threads[t]);
+}
+
+void pstree_free(struct pstree *tree)
+{
+	for (size_t i = 0; i < tree->nr; i++)
+		free(tree->procs[i].threads);
+	free(tree->procs);
+	memset(tree, 0, sizeof(*tree));
+}

@@ -1,0 +1,38 @@
+/* The process tree being dumped: every process and thread, found and frozen. */
+#ifndef CREST_CORE_PSTREE_H
+#define CREST_CORE_PSTREE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+struct pstree_proc {
+	pid_t pid;
+	pid_t ppid;
+	pid_t pgid;
+	pid_t sid;
+	pid_t *threads;		/* seized threads, the leader first */
+	size_t nr_threads, cap_threads;
+	bool zombie;
+	int exit_status;	/* zombies: the wait(2) status */
+};
+
+struct pstree {
+	struct pstree_proc *procs;	/* parents before children; [0] is the root */
+	size_t nr, cap;
+};
+
+/*
+ * Seizes every thread of the tree rooted at root, rescanning until no new thread or child
+ * appears. Each thread gets up to timeout_ms to stop. On failure every thread seized so far is
+ * released, so the tree runs on as before.
+ */
+int pstree_freeze(pid_t root, int timeout_ms, struct pstree *ret);
+/* Lets every thread run on exactly as before. */
+void pstree_release(struct pstree *tree);
+/* Kills every process of the tree (after a successful dump). */
+void pstree_kill(struct pstree *tree);
+void pstree_free(struct pstree *tree);
+struct pstree_proc *pstree_find(struct pstree *tree, pid_t pid);
+
+#endif

@@ -1,0 +1,520 @@
+/*
+ * crest restore: the controller. It reads and checks the whole image before creating
+ * anything, forks the root (which forks the rest), lets the processes through the stages of
+ * restore-task.c one barrier at a time, and finally loads every thread's registers through
+ * ptrace and removes the restorer. On any failure it kills everything it created.
+ */
+#define LOG_PREFIX "restore: "
+#include "core/restore.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/ptrace.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "arch/arch.h"
+#include "cli/opts.h"
+#include "files/files.h"
+#include "image/img.h"
+#include "infect/infect.h"
+#include "util/futex.h"
+#include "util/kernel-compat.h"
+#include "util/log.h"
+#include "util/util.h"
+
+#define RESTORE_TIMEOUT_MS 120000
+
+static int read_core(struct restore_ctx *ctx, struct rproc *rp)
+{
+	pid_t pid = rp->pe->pid;
+	struct img *img = img_open(ctx->dir, IMG_MAGIC_CORE, "core-%d.img", pid);
+	int ret;
+
+	if (!img)
+		return errno == ENOENT ? pr_errno(-ENOENT, "core-%d.img: missing from the image", pid) : -errno;
+	ret = img_read(img, task_core, &rp->core);
+	if (!ret && !rp->core)
+		ret = pr_errno(-EINVAL, "core-%d.img: empty", pid);
+	rp->threads = xzalloc((rp->pe->n_threads + 1) * sizeof(*rp->threads));
+	if (!rp->threads)
+		ret = -ENOMEM;
+	while (!ret) {
+		ThreadCore *tc;
+
+		ret = img_read(img, thread_core, &tc);
+		if (ret || !tc)
+			break;
+		if (rp->nr_threads >= rp->pe->n_threads || tc->tid != rp->pe->threads[rp->nr_threads]) {
+			pr_err("core-%d.img: thread %u does not match pstree.img", pid, tc->tid);
+			thread_core__free_unpacked(tc, NULL);
+			ret = -EINVAL;
+			break;
+		}
+		rp->threads[rp->nr_threads++] = tc;
+	}
+	img_close(img);
+	if (!ret && (rp->nr_threads != rp->pe->n_threads || !rp->nr_threads ||
+		     rp->threads[0]->tid != rp->pe->pid))
+		ret = pr_errno(-EINVAL, "core-%d.img: has %zu threads, pstree.img says %zu",
+			       pid, rp->nr_threads, rp->pe->n_threads);
+	return ret;
+}
+
+static int link_parent(struct restore_ctx *ctx, struct rproc *rp)
+{
+	struct rproc *parent = NULL;
+
+	if (rp->idx == 0)
+		return 0;
+	for (size_t i = 0; i < rp->idx; i++)
+		if (ctx->procs[i].pe->pid == rp->pe->ppid)
+			parent = &ctx->procs[i];
+	if (!parent || parent->pe->zombie) {
+		pr_err("pstree.img: pid %u has parent %u, which is not restored before it",
+		       rp->pe->pid, rp->pe->ppid);
+		return -EINVAL;
+	}
+	rp->parent = parent;
+	parent->children = xrealloc(parent->children, (parent->nr_children + 1) * sizeof(rp));
+	if (!parent->children)
+		return -ENOMEM;
+	parent->children[parent->nr_children++] = rp;
+	return 0;
+}
+
+static int read_pstree(struct restore_ctx *ctx)
+{
+	struct img *img = img_open(ctx->dir, IMG_MAGIC_PSTREE, "pstree.img");
+	size_t cap = 0;
+	int ret = 0;
+
+	if (!img)
+		return errno == ENOENT ? pr_errno(-ENOENT, "pstree.img: missing from the image") : -errno;
+	while (!ret) {
+		PstreeEntry *pe;
+
+		ret = img_read(img, pstree_entry, &pe);
+		if (ret || !pe)
+			break;
+		ret = xgrow((void **)&ctx->procs, &cap, ctx->nr_procs + 1, sizeof(*ctx->procs));
+		if (ret) {
+			pstree_entry__free_unpacked(pe, NULL);
+			break;
+		}
+		ctx->procs[ctx->nr_procs].pe = pe;
+		ctx->procs[ctx->nr_procs].idx = ctx->nr_procs;
+		ctx->nr_procs++;
+	}
+	img_close(img);
+	if (!ret && (!ctx->nr_procs || ctx->procs[0].pe->pid != ctx->inv->root_pid))
+		ret = pr_errno(-EINVAL, "pstree.img: does not start with the root pid %u", ctx->inv->root_pid);
+	return ret;
+}
+
+static int read_tree(struct restore_ctx *ctx)
+{
+	int ret = read_pstree(ctx);
+
+	for (size_t i = 0; !ret && i < ctx->nr_procs; i++) {
+		struct rproc *rp = &ctx->procs[i];
+
+		ret = link_parent(ctx, rp);
+		if (ret || rp->pe->zombie)
+			continue;
+		ret = read_core(ctx, rp);
+		if (!ret)
+			ret = mem_read_map(ctx->dir, rp->pe->pid, &rp->map);
+		ctx->nr_live++;
+		ctx->nr_threads += rp->nr_threads;
+	}
+	return ret;
+}
+
+/* Every pid and tid must be free before anything is created: fail early and cleanly. */
+static int check_pids_free(struct restore_ctx *ctx)
+{
+	for (size_t i = 0; i < ctx->nr_procs; i++) {
+		PstreeEntry *pe = ctx->procs[i].pe;
+
+		for (size_t t = 0; t <= pe->n_threads; t++) {
+			pid_t pid = t ? (pid_t)pe->threads[t - 1] : (pid_t)pe->pid;
+			char path[32];
+
+			snprintf(path, sizeof(path), "/proc/%d", pid);
+			if (!access(path, F_OK)) {
+				pr_err("pid %d is already in use: cannot restore %s %d of the image",
+				       pid, t ? "thread" : "process", pid);
+				return -EEXIST;
+			}
+		}
+	}
+	return 0;
+}
+
+/* Each shared memory object is created by the first process that maps it. */
+static int plan_shmem(struct restore_ctx *ctx)
+{
+	size_t cap = 0;
+
+	for (size_t i = 0; i < ctx->nr_procs; i++) {
+		struct rproc *rp = &ctx->procs[i];
+
+		for (size_t v = 0; v < rp->map.nr_vmas; v++) {
+			const VmaEntry *vma = rp->map.vmas[v];
+			bool known = false;
+
+			if (vma->kind != VMA_KIND__VMA_SHMEM)
+				continue;
+			for (size_t s = 0; s < ctx->nr_shmem; s++)
+				known |= ctx->shmem[s].ino == vma->ino;
+			if (known)
+				continue;
+			if (xgrow((void **)&ctx->shmem, &cap, ctx->nr_shmem + 1, sizeof(*ctx->shmem)))
+				return -ENOMEM;
+			ctx->shmem[ctx->nr_shmem++] = (struct rshmem){ vma->ino, rp->pe->pid, vma };
+		}
+	}
+	return 0;
+}
+
+static int highest_open_fd(void)
+{
+	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC), max = fd;
+
+	/* Good enough: crest opened few files so far and closes none in between. */
+	for (int i = fd + 1; i < fd + 64; i++)
+		if (fcntl(i, F_GETFD) >= 0)
+			max = i;
+	close(fd);
+	return max;
+}
+
+/*
+ * Service fds sit above every fd number of the tree and of crest, so that creating and
+ * taking descriptions never collides with the numbers they are installed at.
+ */
+static int plan_fds(struct restore_ctx *ctx)
+{
+	size_t nr_svc = files_restore_nr_entries(ctx->files) + ctx->nr_shmem + 2;
+	struct rlimit lim;
+
+	ctx->svc_base = MAX(files_restore_max_fd(ctx->files), highest_open_fd()) + 1;
+	ctx->svc_base = MAX(ctx->svc_base, 64);
+	ctx->log_fd_min = ctx->svc_base + nr_svc;
+	if (getrlimit(RLIMIT_NOFILE, &lim))
+		return -errno;
+	ctx->nofile_soft = lim.rlim_cur;
+	if ((rlim_t)ctx->log_fd_min + 1 > lim.rlim_cur) {
+		lim.rlim_cur = lim.rlim_max;
+		if ((rlim_t)ctx->log_fd_min + 1 > lim.rlim_max || setrlimit(RLIMIT_NOFILE, &lim)) {
+			pr_err("the tree needs %d descriptors, more than RLIMIT_NOFILE allows (%llu)",
+			       ctx->log_fd_min + 1, (unsigned long long)lim.rlim_max);
+			return -EMFILE;
+		}
+	}
+	return log_move_fd(ctx->log_fd_min);
+}
+
+/* The control area is shared by every process, so it must avoid every process's layout. */
+static int map_ctl(struct restore_ctx *ctx)
+{
+	struct mem_range *avoid = NULL;
+	size_t nr = 0, cap = 0;
+	uint64_t addr;
+	int ret = 0;
+
+	ctx->ctl_len = ALIGN_UP(sizeof(struct rst_ctl) + ctx->nr_procs * sizeof(struct rst_slot), 4096);
+	for (size_t i = 0; !ret && i < ctx->nr_procs; i++)
+		ret = mem_map_ranges(&ctx->procs[i].map, &avoid, &nr, &cap);
+	if (!ret)
+		ret = mem_reserve_free(avoid, nr, ctx->ctl_len, &addr);
+	free(avoid);
+	if (ret)
+		return ret;
+	ctx->ctl = mmap((void *)addr, ctx->ctl_len, PROT_READ | PROT_WRITE,
+			MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	if (ctx->ctl == MAP_FAILED)
+		return pr_errno(-errno, "cannot map the restore control area");
+	ctx->slots = (struct rst_slot *)(ctx->ctl + 1);
+	return 0;
+}
+
+static const char *rst_step_name(uint32_t step)
+{
+	static const char *const names[] = {
+		"", "rseq unregister", "unmap crest", "remap memory", "protect memory",
+		"map vdso", "set mm", "sigactions", "create threads", "thread state", "park",
+	};
+
+	return step < ARRAY_SIZE(names) ? names[step] : "?";
+}
+
+static int report_ctl_error(struct restore_ctx *ctx)
+{
+	struct rst_ctl *ctl = ctx->ctl;
+
+	if (ctl->error_step)
+		pr_err("restore failed in pid %u, restorer step '%s' (address %#" PRIx64 "): %s",
+		       ctl->error_pid, rst_step_name(ctl->error_step), ctl->error_addr,
+		       strerror(-ctl->error));
+	else
+		pr_err("restore failed in pid %u: %s", ctl->error_pid, strerror(-ctl->error));
+	return ctl->error;
+}
+
+/* A created process that is gone (not a zombie by design) means the restore failed. */
+static int check_alive(struct restore_ctx *ctx)
+{
+	for (size_t i = 0; i < ctx->nr_procs; i++) {
+		pid_t pid = ctx->slots[i].pid;
+		char path[64], state = 0;
+		FILE *f;
+
+		if (!pid || ctx->procs[i].pe->zombie)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+		f = fopen(path, "re");
+		if (f) {
+			if (fscanf(f, "%*d (%*[^)]) %c", &state) != 1)
+				state = 0;
+			fclose(f);
+		}
+		if (!f || state == 'Z' || state == 'X') {
+			pr_err("pid %d died during restore", pid);
+			return -ESRCH;
+		}
+	}
+	return 0;
+}
+
+/* Waits until *counter reaches want, watching for errors, deaths and the deadline. */
+static int wait_count(struct restore_ctx *ctx, uint32_t *counter, uint32_t want, uint64_t deadline)
+{
+	for (;;) {
+		uint32_t cur = atomic_load32(counter);
+
+		if (atomic_load32((uint32_t *)&ctx->ctl->error))
+			return report_ctl_error(ctx);
+		if (cur >= want)
+			return 0;
+		if (check_alive(ctx))
+			return atomic_load32((uint32_t *)&ctx->ctl->error) ? report_ctl_error(ctx) : -ESRCH;
+		if (now_ns() > deadline) {
+			pr_err("restore timed out: %u of %u processes arrived", cur, want);
+			return -ETIMEDOUT;
+		}
+		futex_wait_ms(counter, cur, 20);
+	}
+}
+
+static int run_barriers(struct restore_ctx *ctx, uint64_t deadline)
+{
+	static const enum restore_stage stages[] = { RS_CREATE, RS_OWN, RS_TAKE };
+
+	__atomic_store_n(&ctx->ctl->stage, RS_CREATE, __ATOMIC_SEQ_CST);
+	for (size_t i = 0; i < ARRAY_SIZE(stages); i++) {
+		uint32_t want = stages[i] == RS_CREATE ? ctx->nr_procs : ctx->nr_live;
+		int ret = wait_count(ctx, &ctx->ctl->stage_arrived, want, deadline);
+
+		if (ret)
+			return ret;
+		__atomic_store_n(&ctx->ctl->stage_arrived, 0, __ATOMIC_SEQ_CST);
+		__atomic_store_n(&ctx->ctl->stage, stages[i] + 1, __ATOMIC_SEQ_CST);
+		futex_wake_all(&ctx->ctl->stage);
+	}
+	return wait_count(ctx, &ctx->ctl->threads_parked, ctx->nr_threads, deadline);
+}
+
+/* Loads registers, extended state and signal mask into every parked thread of rp. */
+static int load_threads(struct rproc *rp)
+{
+	for (size_t t = 0; t < rp->nr_threads; t++) {
+		const ThreadCore *tc = rp->threads[t];
+		int ret = infect_seize(tc->tid, 10000);
+
+		if (ret)
+			return pr_errno(ret, "pid %d: cannot seize restored thread %u", rp->pe->pid, tc->tid);
+		ret = arch_restore_thread_regs(tc->tid, tc);
+		if (ret)
+			return ret;
+		if (ptrace(PTRACE_SETSIGMASK, tc->tid, sizeof(uint64_t), &tc->blocked))
+			return pr_errno(-errno, "thread %u: cannot set the signal mask", tc->tid);
+	}
+	return 0;
+}
+
+/* The restorer region and the control area go last, from outside, by a remote munmap. */
+static int unmap_restorer(struct restore_ctx *ctx, struct rproc *rp)
+{
+	struct rst_slot *slot = &ctx->slots[rp->idx];
+	long args[2][6] = {
+		{ (long)slot->bootstrap_start, (long)slot->bootstrap_len },
+		{ (long)ctx->ctl, (long)ctx->ctl_len },
+	};
+	struct infect_ctl *ctl = NULL;
+	long res;
+	int ret = infect_ctl_open(rp->pe->pid, rp->pe->pid, &ctl);
+
+	for (int i = 0; !ret && i < 2; i++) {
+		ret = infect_syscall(ctl, SYS_munmap, args[i], &res);
+		if (!ret && res < 0)
+			ret = pr_errno((int)res, "pid %d: cannot unmap the restorer", rp->pe->pid);
+	}
+	if (ctl)
+		infect_ctl_close(ctl);
+	return ret;
+}
+
+static int finalize(struct restore_ctx *ctx)
+{
+	int ret = 0;
+
+	for (size_t i = 0; !ret && i < ctx->nr_procs; i++) {
+		if (ctx->procs[i].pe->zombie)
+			continue;
+		ret = load_threads(&ctx->procs[i]);
+		if (!ret)
+			ret = unmap_restorer(ctx, &ctx->procs[i]);
+	}
+	if (ret)
+		return ret;
+	for (size_t i = 0; i < ctx->nr_procs; i++)
+		for (size_t t = 0; t < ctx->procs[i].nr_threads; t++)
+			infect_release(ctx->procs[i].threads[t]->tid);
+	return 0;
+}
+
+/* Nothing half-restored may stay: kill every process created so far. */
+static void abort_restore(struct restore_ctx *ctx)
+{
+	__atomic_store_n(&ctx->ctl->abort, 1, __ATOMIC_SEQ_CST);
+	futex_wake_all(&ctx->ctl->stage);
+	for (size_t i = ctx->nr_procs; i-- > 0;)
+		if (ctx->slots[i].pid)
+			kill(ctx->slots[i].pid, SIGKILL);
+	if (ctx->nr_procs)
+		waitpid(ctx->procs[0].pe->pid, NULL, __WALL);
+}
+
+static int write_pidfile(const char *path, pid_t pid)
+{
+	char buf[32];
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644), ret;
+
+	if (fd < 0)
+		return pr_errno(-errno, "cannot create pidfile %s", path);
+	snprintf(buf, sizeof(buf), "%d", pid);
+	ret = write_all(fd, buf, strlen(buf));
+	close(fd);
+	return ret;
+}
+
+/* A shell job whose root led its own group gets the terminal's foreground back. */
+static void give_terminal(struct restore_ctx *ctx)
+{
+	PstreeEntry *root = ctx->procs[0].pe;
+
+	if (!ctx->inv->shell_job || root->pgid != root->pid || !isatty(STDIN_FILENO))
+		return;
+	if (tcgetpgrp(STDIN_FILENO) == getpgrp()) {
+		signal(SIGTTOU, SIG_IGN);
+		if (tcsetpgrp(STDIN_FILENO, root->pid))
+			pr_warn("cannot give the terminal to process group %u: %s", root->pid, strerror(errno));
+	}
+}
+
+static int wait_root(pid_t root)
+{
+	int status;
+
+	while (waitpid(root, &status, 0) < 0)
+		if (errno != EINTR)
+			return pr_errno(-errno, "cannot wait for pid %d", root);
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return WEXITSTATUS(status);
+}
+
+static int prepare(struct restore_ctx *ctx)
+{
+	pid_t *pids;
+	size_t n = 0;
+	int ret = read_tree(ctx);
+
+	if (!ret)
+		ret = check_pids_free(ctx);
+	if (ret)
+		return ret;
+	pids = xmalloc(ctx->nr_procs * sizeof(*pids));
+	if (!pids)
+		return -ENOMEM;
+	for (size_t i = 0; i < ctx->nr_procs; i++)
+		if (!ctx->procs[i].pe->zombie)
+			pids[n++] = ctx->procs[i].pe->pid;
+	ret = files_restore_read(ctx->dir, pids, n, &ctx->files);
+	free(pids);
+	if (!ret)
+		ret = plan_shmem(ctx);
+	if (!ret)
+		ret = plan_fds(ctx);
+	if (!ret)
+		ret = map_ctl(ctx);
+	ctx->shell_pgid = getpgrp();
+	return ret;
+}
+
+static int run(struct restore_ctx *ctx)
+{
+	uint64_t deadline = now_ns() + RESTORE_TIMEOUT_MS * 1000000ULL;
+	int ret = restore_fork(ctx, &ctx->procs[0]);
+
+	if (!ret)
+		ret = run_barriers(ctx, deadline);
+	stats_add_stage(&ctx->stats, "restore", now_ns() - ctx->stats.start_ns);
+	if (!ret)
+		ret = finalize(ctx);
+	if (ret) {
+		abort_restore(ctx);
+		return ret;
+	}
+	stats_mark_thawed(&ctx->stats);
+	return 0;
+}
+
+int crest_restore(const struct crest_opts *opts)
+{
+	struct restore_ctx ctx = { .opts = opts };
+	pid_t root;
+	int ret;
+
+	stats_start(&ctx.stats);
+	ret = imgdir_open_read(opts->images_dir, &ctx.dir);
+	if (ret)
+		return ret;
+	ctx.inv = imgdir_inventory(ctx.dir);
+	ret = prepare(&ctx);
+	if (!ret)
+		ret = run(&ctx);
+	if (ret)
+		return ret;
+	root = ctx.procs[0].pe->pid;
+	if (opts->display_stats)
+		stats_print(&ctx.stats, "restore");
+	if (opts->pidfile && write_pidfile(opts->pidfile, root))
+		return -EIO;
+	give_terminal(&ctx);
+	pr_info("restored %zu process(es), root pid %d", ctx.nr_procs, root);
+	if (opts->restore_detached)
+		return 0;
+	/* Without -d crest exits as the root does, as CRIU does. */
+	return wait_root(root);
+}

@@ -1,0 +1,231 @@
+/*
+ * The fd tables at restore: reads files.img and every fdinfo-<pid>.img, and decides which
+ * process creates each description (the first one, in tree order, that holds it or anything
+ * of its group).
+ */
+#define LOG_PREFIX "files: "
+#include "files/files.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "image/img.h"
+#include "util/log.h"
+#include "util/util.h"
+
+struct rst_file {
+	FileEntry *fe;
+	const struct fd_kind *kind;
+	ProtobufCMessage *rec;	/* decoded payload */
+	pid_t owner;
+};
+
+struct rst_fdtable {
+	pid_t pid;
+	FdEntry **fds;
+	size_t nr;
+};
+
+struct files_restore {
+	struct img_dir *dir;
+	struct rst_file *files;	/* index = id - 1 */
+	size_t nr_files;
+	struct rst_fdtable *tables;
+	size_t nr_tables;
+	int max_fd;
+};
+
+static int decode_entry(struct rst_file *f)
+{
+	f->kind = fd_kind_by_name(f->fe->kind);
+	if (!f->kind) {
+		pr_err("files.img: entry %u has unknown kind '%s'", f->fe->id, f->fe->kind);
+		return -EINVAL;
+	}
+	f->rec = protobuf_c_message_unpack(f->kind->desc, NULL, f->fe->payload.len,
+					   f->fe->payload.data);
+	if (!f->rec) {
+		pr_err("files.img: entry %u (%s): undecodable record", f->fe->id, f->fe->kind);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int read_files(struct files_restore *fr)
+{
+	struct img *img = img_open(fr->dir, IMG_MAGIC_FILES, "files.img");
+	size_t cap = 0;
+	int ret = 0;
+
+	if (!img)
+		return errno == ENOENT ? pr_errno(-ENOENT, "files.img: missing from the image") : -errno;
+	while (!ret) {
+		FileEntry *fe;
+
+		ret = img_read(img, file_entry, &fe);
+		if (ret || !fe)
+			break;
+		if (fe->id != fr->nr_files + 1) {
+			pr_err("files.img: entry %zu has id %u (ids must run from 1)", fr->nr_files + 1, fe->id);
+			file_entry__free_unpacked(fe, NULL);
+			ret = -EINVAL;
+			break;
+		}
+		ret = xgrow((void **)&fr->files, &cap, fr->nr_files + 1, sizeof(*fr->files));
+		if (ret) {
+			file_entry__free_unpacked(fe, NULL);
+			break;
+		}
+		fr->files[fr->nr_files].fe = fe;
+		ret = decode_entry(&fr->files[fr->nr_files++]);
+	}
+	img_close(img);
+	return ret;
+}
+
+static int read_fdtable(struct files_restore *fr, struct rst_fdtable *t)
+{
+	struct img *img = img_open(fr->dir, IMG_MAGIC_FDINFO, "fdinfo-%d.img", t->pid);
+	size_t cap = 0;
+	int ret = 0;
+
+	if (!img)
+		return errno == ENOENT ? pr_errno(-ENOENT, "fdinfo-%d.img: missing from the image", t->pid) : -errno;
+	while (!ret) {
+		FdEntry *fe;
+
+		ret = img_read(img, fd_entry, &fe);
+		if (ret || !fe)
+			break;
+		if (!fe->file_id || fe->file_id > fr->nr_files) {
+			pr_err("fdinfo-%d.img: fd %u refers to file %u, not in files.img", t->pid, fe->fd, fe->file_id);
+			fd_entry__free_unpacked(fe, NULL);
+			ret = -EINVAL;
+			break;
+		}
+		ret = xgrow((void **)&t->fds, &cap, t->nr + 1, sizeof(*t->fds));
+		if (!ret) {
+			t->fds[t->nr++] = fe;
+			fr->max_fd = MAX(fr->max_fd, (int)fe->fd);
+		}
+	}
+	img_close(img);
+	return ret;
+}
+
+static uint64_t group_of(const struct rst_file *f)
+{
+	return f->kind->group ? f->kind->group(f->rec) : 0;
+}
+
+/* The owner of an entry is the first process (tree order) holding it or its group. */
+static void assign_owners(struct files_restore *fr)
+{
+	for (size_t t = 0; t < fr->nr_tables; t++) {
+		for (size_t i = 0; i < fr->tables[t].nr; i++) {
+			struct rst_file *f = &fr->files[fr->tables[t].fds[i]->file_id - 1];
+			uint64_t g = group_of(f);
+
+			if (f->owner)
+				continue;
+			f->owner = fr->tables[t].pid;
+			for (size_t j = 0; g && j < fr->nr_files; j++)
+				if (!fr->files[j].owner && fr->files[j].kind == f->kind &&
+				    group_of(&fr->files[j]) == g)
+					fr->files[j].owner = f->owner;
+		}
+	}
+}
+
+int files_restore_read(struct img_dir *dir, const pid_t *pids, size_t nr_pids,
+		       struct files_restore **ret)
+{
+	struct files_restore *fr = xzalloc(sizeof(*fr));
+	int err;
+
+	if (!fr)
+		return -ENOMEM;
+	fr->dir = dir;
+	fr->max_fd = -1;
+	fr->tables = xzalloc(nr_pids * sizeof(*fr->tables) + 1);
+	err = fr->tables ? read_files(fr) : -ENOMEM;
+	for (size_t i = 0; !err && i < nr_pids; i++) {
+		fr->tables[i].pid = pids[i];
+		fr->nr_tables++;
+		err = read_fdtable(fr, &fr->tables[i]);
+	}
+	if (err) {
+		files_restore_free(fr);
+		return err;
+	}
+	assign_owners(fr);
+	*ret = fr;
+	return 0;
+}
+
+int files_restore_fds(struct files_restore *fr, pid_t pid, FdEntry ***fds, size_t *nr)
+{
+	for (size_t i = 0; i < fr->nr_tables; i++) {
+		if (fr->tables[i].pid == pid) {
+			*fds = fr->tables[i].fds;
+			*nr = fr->tables[i].nr;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+int files_restore_max_fd(const struct files_restore *fr)
+{
+	return fr->max_fd;
+}
+
+FileEntry *files_restore_entry(struct files_restore *fr, uint32_t id)
+{
+	return id && id <= fr->nr_files ? fr->files[id - 1].fe : NULL;
+}
+
+pid_t files_restore_owner(struct files_restore *fr, uint32_t id)
+{
+	return id && id <= fr->nr_files ? fr->files[id - 1].owner : 0;
+}
+
+size_t files_restore_nr_entries(const struct files_restore *fr)
+{
+	return fr->nr_files;
+}
+
+uint32_t files_restore_entry_id(const struct files_restore *fr, size_t idx)
+{
+	return fr->files[idx].fe->id;
+}
+
+int files_restore_open(struct files_restore *fr, uint32_t id, pid_t pid, const struct crest_opts *opts)
+{
+	struct rst_file *f = &fr->files[id - 1];
+	struct fd_open_arg a = { .pid = pid, .id = id, .dir = fr->dir, .opts = opts };
+
+	return f->kind->open(&a, f->rec);
+}
+
+void files_restore_free(struct files_restore *fr)
+{
+	if (!fr)
+		return;
+	for (size_t i = 0; i < fr->nr_files; i++) {
+		if (fr->files[i].rec)
+			protobuf_c_message_free_unpacked(fr->files[i].rec, NULL);
+		file_entry__free_unpacked(fr->files[i].fe, NULL);
+	}
+	for (size_t t = 0; t < fr->nr_tables; t++) {
+		for (size_t i = 0; i < fr->tables[t].nr; i++)
+			fd_entry__free_unpacked(fr->tables[t].fds[i], NULL);
+		free(fr->tables[t].fds);
+	}
+	free(fr->tables);
+	free(fr->files);
+	free(fr);
+}

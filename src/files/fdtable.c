@@ -1,0 +1,268 @@
+/*
+ * The fd table: which descriptors each process holds and which of them share one file
+ * description. Orchestration only; what a description *is* belongs to its fd_kind.
+ */
+#define LOG_PREFIX "files: "
+#include "files/files.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/opts.h"
+#include "image/img.h"
+#include "util/kernel-compat.h"
+#include "util/log.h"
+#include "util/util.h"
+
+/* A description already in the image, and one descriptor through which we saw it. */
+struct known_file {
+	uint32_t id;
+	pid_t pid;
+	int fd;
+	dev_t dev;
+	ino_t ino;
+};
+
+struct files_dump {
+	struct img_dir *dir;
+	const struct crest_opts *opts;
+	struct known_file *known;
+	size_t nr_known, cap_known;
+	FileEntry **entries;
+	size_t nr_entries, cap_entries;
+};
+
+int files_dump_open(struct img_dir *dir, const struct crest_opts *opts, struct files_dump **ret)
+{
+	struct files_dump *fd = xzalloc(sizeof(*fd));
+
+	if (!fd)
+		return -ENOMEM;
+	fd->dir = dir;
+	fd->opts = opts;
+	*ret = fd;
+	return 0;
+}
+
+void files_dump_free(struct files_dump *fd)
+{
+	if (!fd)
+		return;
+	for (size_t i = 0; i < fd->nr_entries; i++)
+		file_entry__free_unpacked(fd->entries[i], NULL);
+	free(fd->entries);
+	free(fd->known);
+	free(fd);
+}
+
+/* fdinfo: "pos:\t<dec>" and "flags:\t0<octal>". */
+static int read_fdinfo(pid_t pid, int fd, uint64_t *pos, uint32_t *flags)
+{
+	char path[64], *buf, *p;
+
+	snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", pid, fd);
+	buf = read_file_at(AT_FDCWD, path, NULL);
+	if (!buf)
+		return pr_errno(-errno, "pid %d fd %d: cannot read %s", pid, fd, path);
+	p = strstr(buf, "pos:");
+	*pos = p ? strtoull(p + 4, NULL, 10) : 0;
+	p = strstr(buf, "flags:");
+	*flags = p ? strtoul(p + 6, NULL, 8) : 0;
+	free(buf);
+	return 0;
+}
+
+/* Two descriptors name one description when kcmp(KCMP_FILE) says their struct file is one. */
+static int find_known(struct files_dump *fdump, pid_t pid, int fd, const struct stat *st)
+{
+	for (size_t i = 0; i < fdump->nr_known; i++) {
+		struct known_file *k = &fdump->known[i];
+
+		if (k->dev != st->st_dev || k->ino != st->st_ino)
+			continue;
+		if (sys_kcmp(pid, k->pid, KCMP_FILE, fd, k->fd) == 0)
+			return k->id;
+	}
+	return 0;
+}
+
+static const struct fd_kind *match_kind(const struct fd_dump_arg *a)
+{
+	for (size_t i = 0; fd_kinds[i]; i++)
+		if (fd_kinds[i]->match(a))
+			return fd_kinds[i];
+	return NULL;
+}
+
+static int add_entry(struct files_dump *fdump, const struct fd_kind *kind,
+		     ProtobufCMessage *rec, const struct fd_dump_arg *a, uint32_t *ret_id)
+{
+	FileEntry *fe;
+	size_t len = protobuf_c_message_get_packed_size(rec);
+
+	if (xgrow((void **)&fdump->entries, &fdump->cap_entries, fdump->nr_entries + 1,
+		  sizeof(*fdump->entries)) ||
+	    xgrow((void **)&fdump->known, &fdump->cap_known, fdump->nr_known + 1,
+		  sizeof(*fdump->known)))
+		return -ENOMEM;
+	fe = xmalloc(sizeof(*fe));
+	if (!fe)
+		return -ENOMEM;
+	file_entry__init(fe);
+	fe->id = fdump->nr_entries + 1;
+	fe->kind = xstrdup(kind->name);
+	fe->payload.data = xmalloc(len);
+	fe->payload.len = len;
+	if (!fe->kind || !fe->payload.data) {
+		file_entry__free_unpacked(fe, NULL);
+		return -ENOMEM;
+	}
+	protobuf_c_message_pack(rec, fe->payload.data);
+	fdump->entries[fdump->nr_entries++] = fe;
+	fdump->known[fdump->nr_known++] = (struct known_file){
+		fe->id, a->pid, a->fd, a->st->st_dev, a->st->st_ino };
+	*ret_id = fe->id;
+	return 0;
+}
+
+static int dump_new_file(struct files_dump *fdump, const struct fd_dump_arg *a, uint32_t *ret_id)
+{
+	const struct fd_kind *kind = match_kind(a);
+	ProtobufCMessage *rec = NULL;
+	int ret;
+
+	if (!kind) {
+		pr_err("pid %d fd %d: %s: cannot checkpoint this kind of descriptor yet",
+		       a->pid, a->fd, a->link);
+		return -EOPNOTSUPP;
+	}
+	ret = kind->dump(a, &rec);
+	if (ret)
+		return ret;
+	ret = add_entry(fdump, kind, rec, a, ret_id);
+	protobuf_c_message_free_unpacked(rec, NULL);
+	return ret;
+}
+
+static int dump_one_fd(struct files_dump *fdump, int pidfd, pid_t pid, int fd, FdEntry *fe)
+{
+	char path[64], link[PATH_MAX];
+	struct fd_dump_arg a = { .pid = pid, .fd = fd, .link = link, .dir = fdump->dir,
+				 .opts = fdump->opts };
+	struct stat st;
+	ssize_t n;
+	int ret, id;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd/%d", pid, fd);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n < 0 || stat(path, &st))
+		return pr_errno(-errno, "pid %d fd %d: cannot inspect %s", pid, fd, path);
+	link[n] = '\0';
+	a.st = &st;
+	ret = read_fdinfo(pid, fd, &a.pos, &a.flags);
+	if (ret)
+		return ret;
+	fe->fd = fd;
+	fe->cloexec = a.flags & O_CLOEXEC;
+	a.flags &= ~O_CLOEXEC;
+	id = find_known(fdump, pid, fd, &st);
+	if (id) {
+		fe->file_id = id;
+		return 0;
+	}
+	a.lfd = sys_pidfd_getfd(pidfd, fd, 0);
+	ret = dump_new_file(fdump, &a, &fe->file_id);
+	safe_close(a.lfd);
+	return ret;
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+	return *(const int *)a - *(const int *)b;
+}
+
+/* The fd numbers of pid, sorted. */
+static int list_fds(pid_t pid, int **ret, size_t *nr)
+{
+	char path[64];
+	size_t cap = 0;
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+	d = opendir(path);
+	if (!d)
+		return pr_errno(-errno, "pid %d: cannot list %s", pid, path);
+	*ret = NULL;
+	*nr = 0;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (xgrow((void **)ret, &cap, *nr + 1, sizeof(**ret))) {
+			closedir(d);
+			return -ENOMEM;
+		}
+		(*ret)[(*nr)++] = atoi(de->d_name);
+	}
+	closedir(d);
+	qsort(*ret, *nr, sizeof(**ret), cmp_int);
+	return 0;
+}
+
+static int write_fdinfo(struct img_dir *dir, pid_t pid, FdEntry *fes, size_t nr)
+{
+	struct img *img = img_create(dir, IMG_MAGIC_FDINFO, "fdinfo-%d.img", pid);
+	int ret = 0;
+
+	if (!img)
+		return -errno;
+	for (size_t i = 0; !ret && i < nr; i++)
+		ret = img_write_msg(img, &fes[i].base);
+	return ret ? (img_close(img), ret) : img_close(img);
+}
+
+int files_dump_process(struct files_dump *fdump, pid_t pid)
+{
+	_cleanup_free_ int *fds = NULL;
+	_cleanup_free_ FdEntry *fes = NULL;
+	_cleanup_close_ int pidfd = -1;
+	size_t nr = 0;
+	int ret;
+
+	ret = list_fds(pid, &fds, &nr);
+	if (ret)
+		return ret;
+	pidfd = sys_pidfd_open(pid, 0);
+	if (pidfd < 0)
+		return pr_errno(-errno, "pid %d: pidfd_open failed", pid);
+	fes = xzalloc(nr * sizeof(*fes) + 1);
+	if (!fes)
+		return -ENOMEM;
+	for (size_t i = 0; !ret && i < nr; i++) {
+		fd_entry__init(&fes[i]);
+		ret = dump_one_fd(fdump, pidfd, pid, fds[i], &fes[i]);
+	}
+	return ret ? ret : write_fdinfo(fdump->dir, pid, fes, nr);
+}
+
+int files_dump_finish(struct files_dump *fdump)
+{
+	struct img *img = img_create(fdump->dir, IMG_MAGIC_FILES, "files.img");
+	int ret = 0;
+
+	if (!img)
+		return -errno;
+	for (size_t i = 0; !ret && i < fdump->nr_entries; i++)
+		ret = img_write_msg(img, &fdump->entries[i]->base);
+	ret = ret ? (img_close(img), ret) : img_close(img);
+	for (size_t i = 0; !ret && fd_kinds[i]; i++)
+		if (fd_kinds[i]->dump_finish)
+			ret = fd_kinds[i]->dump_finish(fdump->dir);
+	return ret;
+}

@@ -1,0 +1,106 @@
+/*
+ * Open files: the fd table of each process and one struct fd_kind per kind of descriptor.
+ *
+ * A file description (what open(2) creates) gets one file_entry in files.img however many
+ * fds and processes share it; each process's fdinfo-<pid>.img maps its fd numbers to those
+ * entries. At restore, exactly one process creates each description and the others take a
+ * copy with pidfd_getfd, so sharing (one offset, one set of flags) survives.
+ */
+#ifndef CREST_FILES_FILES_H
+#define CREST_FILES_FILES_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <protobuf-c/protobuf-c.h>
+
+#include "fdinfo.pb-c.h"
+
+struct img_dir;
+struct crest_opts;
+
+/* What a kind's dump gets to look at for one descriptor of a stopped process. */
+struct fd_dump_arg {
+	pid_t pid;
+	int fd;
+	int lfd;		/* our copy of the description (pidfd_getfd); -1 if none */
+	const char *link;	/* readlink of /proc/PID/fd/N */
+	const struct stat *st;	/* stat of the opened file */
+	uint32_t flags;		/* file status flags (fdinfo "flags", without O_CLOEXEC) */
+	uint64_t pos;		/* fdinfo "pos" */
+	struct img_dir *dir;	/* for kinds that keep data of their own (pipe contents) */
+	const struct crest_opts *opts;
+};
+
+/* What a kind's open gets at restore. */
+struct fd_open_arg {
+	pid_t pid;		/* the process creating the description */
+	uint32_t id;		/* file_entry id */
+	struct img_dir *dir;
+	const struct crest_opts *opts;
+};
+
+struct fd_kind {
+	/* Stored in file_entry.kind; also the name `crest show` prints. */
+	const char *name;
+	/* The kind's own record type (file_entry.payload). */
+	const ProtobufCMessageDescriptor *desc;
+	/* True when the descriptor described by a is of this kind. */
+	bool (*match)(const struct fd_dump_arg *a);
+	/*
+	 * Builds the record for a description seen for the first time. *ret is a message of
+	 * type desc, freed by the caller with protobuf_c_message_free_unpacked(*ret, NULL)
+	 * (so allocate it and its strings with malloc). Returns 0 or -errno after logging,
+	 * naming pid and fd.
+	 */
+	int (*dump)(const struct fd_dump_arg *a, ProtobufCMessage **ret);
+	/*
+	 * Restore: entries with the same nonzero group are created by one process together
+	 * (the two ends of one pipe). NULL or 0: the entry stands alone.
+	 */
+	uint64_t (*group)(const ProtobufCMessage *rec);
+	/*
+	 * Restore: creates the description and returns a new descriptor (any number,
+	 * O_CLOEXEC), or -errno after logging what failed and for which file.
+	 */
+	int (*open)(const struct fd_open_arg *a, const ProtobufCMessage *rec);
+	/* Dump: called once after every process was dumped (flush kind-private images). */
+	int (*dump_finish)(struct img_dir *dir);
+};
+
+/* The kinds, in match order (files/kinds.c). */
+extern const struct fd_kind *const fd_kinds[];
+const struct fd_kind *fd_kind_by_name(const char *name);
+/* For `crest show`: the payload record type of a kind, or NULL. */
+const ProtobufCMessageDescriptor *fd_kind_payload_desc(const char *kind);
+
+/* ---- dump ---- */
+struct files_dump;
+int files_dump_open(struct img_dir *dir, const struct crest_opts *opts, struct files_dump **ret);
+/* Dumps the fd table of pid (stopped) into fdinfo-<pid>.img and new descriptions into files.img. */
+int files_dump_process(struct files_dump *fd, pid_t pid);
+/* Writes files.img and whatever the kinds keep. */
+int files_dump_finish(struct files_dump *fd);
+void files_dump_free(struct files_dump *fd);
+
+/* ---- restore ---- */
+/* One description to create at restore, and the descriptors that refer to it. */
+struct files_restore;
+int files_restore_read(struct img_dir *dir, const pid_t *pids, size_t nr_pids,
+		       struct files_restore **ret);
+/* The fd table of pid as in the image. */
+int files_restore_fds(struct files_restore *fr, pid_t pid, FdEntry ***fds, size_t *nr);
+/* The highest fd number any process restores. */
+int files_restore_max_fd(const struct files_restore *fr);
+FileEntry *files_restore_entry(struct files_restore *fr, uint32_t id);
+/* Restore: the process that creates entry id (and its group). */
+pid_t files_restore_owner(struct files_restore *fr, uint32_t id);
+/* Creates the description of entry id (called in its owner); returns an fd or -errno. */
+int files_restore_open(struct files_restore *fr, uint32_t id, pid_t pid, const struct crest_opts *opts);
+size_t files_restore_nr_entries(const struct files_restore *fr);
+uint32_t files_restore_entry_id(const struct files_restore *fr, size_t idx);
+void files_restore_free(struct files_restore *fr);
+
+#endif

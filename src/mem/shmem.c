@@ -1,0 +1,242 @@
+/*
+ * Shared memory objects: MAP_SHARED anonymous memory ("/dev/zero (deleted)") and memfd
+ * ("/memfd:NAME (deleted)"). Their contents belong to the object, not to any one process,
+ * so they are saved once per object (by inode) from /proc/PID/map_files, whose descriptor
+ * reads the object itself, holes included (SEEK_DATA skips what was never written).
+ */
+#define LOG_PREFIX "mem: "
+#include "mem/mem.h"
+#include "mem/pages.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include "image/img.h"
+#include "util/log.h"
+#include "util/util.h"
+
+#define PAGE 4096UL
+
+struct shmem_obj {
+	uint64_t ino;
+	uint64_t size;
+};
+
+struct mem_shmem_set {
+	struct shmem_obj *objs;
+	size_t nr, cap;
+};
+
+struct mem_shmem_set *mem_shmem_set_new(void)
+{
+	return xzalloc(sizeof(struct mem_shmem_set));
+}
+
+void mem_shmem_set_free(struct mem_shmem_set *set)
+{
+	if (set)
+		free(set->objs);
+	free(set);
+}
+
+static struct shmem_obj *shmem_find(struct mem_shmem_set *set, uint64_t ino)
+{
+	for (size_t i = 0; i < set->nr; i++)
+		if (set->objs[i].ino == ino)
+			return &set->objs[i];
+	return NULL;
+}
+
+static int open_map_file(pid_t pid, const VmaEntry *vma, int flags)
+{
+	char path[96];
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, pid,
+		 vma->start, vma->end);
+	fd = open(path, flags | O_CLOEXEC);
+	if (fd < 0)
+		pr_perror("pid %d: cannot open %s (%s)", pid, path, vma->path);
+	return fd;
+}
+
+/* Copies the data ranges of the object (SEEK_DATA/SEEK_HOLE) into the writer. */
+static int shmem_copy(int fd, uint64_t size, struct page_writer *pw, const char *name)
+{
+	char *buf = page_buf_alloc();
+	off_t data = 0, hole;
+	int ret = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	while (!ret && (uint64_t)data < size) {
+		data = lseek(fd, data, SEEK_DATA);
+		if (data < 0)
+			break;	/* ENXIO: no data past this point */
+		hole = lseek(fd, data, SEEK_HOLE);
+		if (hole < 0 || (uint64_t)hole > size)
+			hole = size;
+		hole = ALIGN_UP(hole, PAGE);
+		while (!ret && data < hole) {
+			size_t len = MIN((size_t)(hole - data), page_buf_size());
+
+			ret = pread_all(fd, buf, len, data);
+			if (ret == -ENODATA) {	/* a partial last page reads short: pad */
+				memset(buf, 0, len);
+				ret = pread(fd, buf, len, data) < 0 ? -errno : 0;
+			}
+			if (!ret)
+				ret = page_writer_add(pw, data, buf, len);
+			data += len;
+		}
+	}
+	if (ret)
+		pr_errno(ret, "%s: cannot copy the shared memory contents", name);
+	page_buf_free(buf);
+	return ret;
+}
+
+int mem_shmem_dump(struct img_dir *dir, struct mem_shmem_set *set, pid_t pid, VmaEntry *vma)
+{
+	struct shmem_obj *obj = shmem_find(set, vma->ino);
+	struct page_writer pw;
+	struct stat st;
+	char id[32];
+	int fd, ret;
+
+	if (obj) {
+		vma->shmem_size = obj->size;
+		vma->has_shmem_size = true;
+		return 0;
+	}
+	fd = open_map_file(pid, vma, O_RDONLY);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st)) {
+		close(fd);
+		return -errno;
+	}
+	if (xgrow((void **)&set->objs, &set->cap, set->nr + 1, sizeof(*set->objs))) {
+		close(fd);
+		return -ENOMEM;
+	}
+	set->objs[set->nr++] = (struct shmem_obj){ vma->ino, st.st_size };
+	vma->shmem_size = st.st_size;
+	vma->has_shmem_size = true;
+	snprintf(id, sizeof(id), "shmem-%" PRIu64, vma->ino);
+	ret = page_writer_open(&pw, dir, id);
+	if (!ret)
+		ret = shmem_copy(fd, st.st_size, &pw, vma->path);
+	if (!ret)
+		ret = page_writer_close(&pw);
+	else
+		page_writer_close(&pw);
+	close(fd);
+	return ret;
+}
+
+/* "/memfd:NAME (deleted)" -> NAME; NULL for shared anonymous memory. */
+static char *memfd_name(const char *path)
+{
+	const char *suffix = " (deleted)";
+	size_t len;
+	char *name;
+
+	if (strncmp(path, "/memfd:", 7))
+		return NULL;
+	len = strlen(path + 7) - strlen(suffix);
+	name = xmalloc(len + 1);
+	if (name) {
+		memcpy(name, path + 7, len);
+		name[len] = '\0';
+	}
+	return name;
+}
+
+/*
+ * Shared anonymous memory has no name to open: create it with mmap and open the object
+ * through our own /proc/self/map_files, so that every process maps the same object and its
+ * mappings show "/dev/zero (deleted)" as before.
+ */
+static int create_anon_object(uint64_t size, int *ret_fd)
+{
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	VmaEntry tmp = VMA_ENTRY__INIT;
+
+	if (p == MAP_FAILED)
+		return pr_errno(-errno, "cannot create shared memory of %" PRIu64 " bytes", size);
+	tmp.start = (uint64_t)p;
+	tmp.end = (uint64_t)p + size;
+	tmp.path = "/dev/zero (deleted)";
+	*ret_fd = open_map_file(getpid(), &tmp, O_RDWR);
+	munmap(p, size);
+	return *ret_fd < 0 ? -errno : 0;
+}
+
+static int create_memfd(const char *name, uint64_t size, int *ret_fd)
+{
+	int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+	if (fd < 0)
+		return pr_errno(-errno, "cannot create memfd %s", name);
+	if (ftruncate(fd, size)) {
+		close(fd);
+		return pr_errno(-errno, "memfd %s: cannot set size %" PRIu64, name, size);
+	}
+	*ret_fd = fd;
+	return 0;
+}
+
+struct shmem_fill {
+	char *base;
+	uint64_t size;
+	uint64_t ino;
+};
+
+static char *shmem_dest(void *arg, uint64_t off, uint64_t len)
+{
+	struct shmem_fill *f = arg;
+
+	if (off + len > ALIGN_UP(f->size, PAGE)) {
+		pr_err("pagemap-shmem-%" PRIu64 ".img: data at %" PRIu64 " past the object's size %" PRIu64,
+		       f->ino, off, f->size);
+		return NULL;
+	}
+	return f->base + off;
+}
+
+int mem_shmem_create(struct img_dir *dir, const VmaEntry *vma, int *ret_fd)
+{
+	uint64_t size = vma->has_shmem_size ? vma->shmem_size : 0, bytes = 0;
+	_cleanup_free_ char *name = memfd_name(vma->path ? vma->path : "");
+	struct shmem_fill fill = { .size = size, .ino = vma->ino };
+	uint64_t map_len = ALIGN_UP(size, PAGE);
+	char id[32];
+	int fd = -1, ret;
+
+	ret = name ? create_memfd(name, size, &fd) : create_anon_object(size, &fd);
+	if (ret)
+		return ret;
+	snprintf(id, sizeof(id), "shmem-%" PRIu64, vma->ino);
+	if (map_len) {
+		fill.base = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		if (fill.base == MAP_FAILED) {
+			ret = pr_errno(-errno, "cannot map shared memory %s", vma->path);
+			close(fd);
+			return ret;
+		}
+		ret = mem_fill_pages(dir, id, shmem_dest, &fill, &bytes);
+		munmap(fill.base, map_len);
+	}
+	if (ret) {
+		close(fd);
+		return ret;
+	}
+	*ret_fd = fd;
+	return 0;
+}
