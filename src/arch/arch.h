@@ -25,6 +25,12 @@ int arch_regs_set(pid_t tid, const struct arch_regs *regs);
  */
 void arch_regs_prepare_syscall(struct arch_regs *regs, uint64_t ip, long nr, const long args[6]);
 long arch_regs_syscall_result(const struct arch_regs *regs);
+/*
+ * The instruction pointer of saved registers. infect uses it to tell whether a remote syscall
+ * ran, and to apply an rseq abort (ip = abort_ip) exactly as the kernel would.
+ */
+uint64_t arch_regs_ip(const struct arch_regs *regs);
+void arch_regs_set_ip(struct arch_regs *regs, uint64_t ip);
 /* Finds the syscall instruction in code (e.g. the vDSO text); returns its offset or -1. */
 long arch_find_syscall_insn(const void *code, size_t len);
 

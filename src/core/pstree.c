@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "infect/infect.h"
 #include "util/log.h"
@@ -226,9 +227,15 @@ void pstree_kill(struct pstree *tree)
 	for (size_t i = tree->nr; i-- > 0;)
 		if (!tree->procs[i].zombie)
 			kill(tree->procs[i].pid, SIGKILL);
+	/*
+	 * A killed tracee needs no detach: its exit ends the trace. Waiting for each exit
+	 * (tracers are notified) means that when dump returns the tree is gone, and only its
+	 * parent's reaping stands between the user and a restore with the same pids.
+	 */
 	for (size_t i = 0; i < tree->nr; i++)
 		for (size_t t = 0; t < tree->procs[i].nr_threads; t++)
-			infect_release(tree->procs[i].threads[t]);
+			while (waitpid(tree->procs[i].threads[t], NULL, __WALL) < 0 && errno == EINTR)
+				;
 }
 
 void pstree_free(struct pstree *tree)

@@ -50,6 +50,13 @@ int __must_check infect_ctl_open(pid_t pid, pid_t tid, struct infect_ctl **ret);
  */
 int __must_check infect_syscall(struct infect_ctl *ctl, long nr, const long args[6], long *ret);
 /*
+ * The same in another seized, stopped thread tid of the same process (for state only a
+ * thread can see of itself, such as its clear_child_tid); its registers are saved and put
+ * back around the call.
+ */
+int __must_check infect_syscall_tid(struct infect_ctl *ctl, pid_t tid, long nr, const long args[6],
+				    long *ret);
+/*
  * Returns the address of a private read-write scratch area of at least size bytes inside
  * the target (mapped on first use, removed by infect_ctl_close), for syscalls that take
  * pointers.

@@ -51,7 +51,7 @@ int page_writer_open(struct page_writer *pw, struct img_dir *dir, const char *id
 	return img_write_msg(pw->pagemap, &head.base);
 }
 
-static int page_writer_flush_run(struct page_writer *pw)
+int page_writer_break(struct page_writer *pw)
 {
 	PagemapEntry pe = PAGEMAP_ENTRY__INIT;
 
@@ -81,7 +81,7 @@ int page_writer_add(struct page_writer *pw, uint64_t vaddr, char *buf, size_t le
 		if (pw->run_pages && pw->run_start + pw->run_pages * PAGE == addr) {
 			pw->run_pages++;
 		} else {
-			ret = page_writer_flush_run(pw);
+			ret = page_writer_break(pw);
 			if (ret)
 				return ret;
 			pw->run_start = addr;
@@ -97,7 +97,7 @@ int page_writer_add(struct page_writer *pw, uint64_t vaddr, char *buf, size_t le
 
 int page_writer_close(struct page_writer *pw)
 {
-	int ret = page_writer_flush_run(pw);
+	int ret = page_writer_break(pw);
 	int r1 = img_close(pw->pagemap), r2 = img_close(pw->pages);
 
 	return ret ? ret : r1 ? r1 : r2;
@@ -252,9 +252,10 @@ int mem_dump_pages(struct img_dir *dir, pid_t pid, const struct mem_map *map, ui
 		goto out;
 	snprintf(id, sizeof(id), "%d", pid);
 	ret = page_writer_open(&c->pw, dir, id);
+	/* Runs end at mapping boundaries: restore puts each run into one premapped area. */
 	for (size_t i = 0; !ret && i < map->nr_vmas; i++)
 		if (vma_has_private_pages(map->vmas[i]))
-			ret = dump_vma(c, map->vmas[i]);
+			ret = dump_vma(c, map->vmas[i]) ?: page_writer_break(&c->pw);
 	if (!ret)
 		ret = page_writer_close(&c->pw);
 	else

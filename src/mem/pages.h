@@ -22,6 +22,8 @@ int page_writer_open(struct page_writer *pw, struct img_dir *dir, const char *id
 /* buf may be modified (non-zero pages are packed to its front). len is whole pages. */
 int page_writer_add(struct page_writer *pw, uint64_t vaddr, char *buf, size_t len);
 int page_writer_close(struct page_writer *pw);
+/* Ends the current run: the next page starts a new pagemap entry even if adjacent. */
+int page_writer_break(struct page_writer *pw);
 
 bool page_is_zero(const void *page);
 void *page_buf_alloc(void);

@@ -34,6 +34,28 @@
 static long ps;
 extern char **environ;
 
+/* ---- the regions ---- */
+
+static uint8_t *small[NSMALL], *large, *brk_area, *brk_end;
+static uint8_t *holes, *untouched, *growsdown, *zeros, *shmem, *priv, *shared;
+static uint64_t data_arr[512] = { 1, 2, 3, 5, 8, 13, 21, 34 };
+static uint8_t bss_arr[3 * 4096 + 17];
+static int64_t mono0, real0;
+
+static const struct prot_region {
+	const char *name;
+	int prot;
+	bool code;
+} prots[] = {
+	{ "r", PROT_READ, false }, { "rw", PROT_READ | PROT_WRITE, false },
+	{ "rx", PROT_READ | PROT_EXEC, true }, { "rwx", PROT_READ | PROT_WRITE | PROT_EXEC, true },
+	{ "w", PROT_WRITE, false }, { "none", PROT_NONE, false },
+};
+#define NPROT (sizeof(prots) / sizeof(prots[0]))
+static uint8_t *prot_area[NPROT];
+/* mov eax, 42; ret */
+static const uint8_t code42[] = { 0xb8, 0x2a, 0x00, 0x00, 0x00, 0xc3 };
+
 /* Deterministic contents: a region filled with seed s differs from one filled with any other. */
 static void fill(void *p, size_t len, uint64_t seed)
 {
@@ -211,6 +233,8 @@ static void sabotage_proc(void)
 {
 	if (case_sabotage("extra_mapping"))
 		map(ps, PROT_READ, 0);
+	if (case_sabotage("prot"))
+		mprotect(prot_area[0], 2 * ps, PROT_READ | PROT_WRITE);
 	if (case_sabotage("cmdline"))
 		program_invocation_name[0] ^= 1;	/* argv[0]: /proc/self/cmdline reads it */
 	if (case_sabotage("environ"))
@@ -228,28 +252,6 @@ static void sabotage_proc(void)
 			before.auxv[0] ^= 1;	/* not allowed here: damage the other side instead */
 	}
 }
-
-/* ---- the regions ---- */
-
-static uint8_t *small[NSMALL], *large, *brk_area, *brk_end;
-static uint8_t *holes, *untouched, *growsdown, *zeros, *shmem, *priv, *shared;
-static uint64_t data_arr[512] = { 1, 2, 3, 5, 8, 13, 21, 34 };
-static uint8_t bss_arr[3 * 4096 + 17];
-static int64_t mono0, real0;
-
-static const struct prot_region {
-	const char *name;
-	int prot;
-	bool code;
-} prots[] = {
-	{ "r", PROT_READ, false }, { "rw", PROT_READ | PROT_WRITE, false },
-	{ "rx", PROT_READ | PROT_EXEC, true }, { "rwx", PROT_READ | PROT_WRITE | PROT_EXEC, true },
-	{ "w", PROT_WRITE, false }, { "none", PROT_NONE, false },
-};
-#define NPROT (sizeof(prots) / sizeof(prots[0]))
-static uint8_t *prot_area[NPROT];
-/* mov eax, 42; ret */
-static const uint8_t code42[] = { 0xb8, 0x2a, 0x00, 0x00, 0x00, 0xc3 };
 
 static void setup_heap(void)
 {
@@ -274,8 +276,16 @@ static void setup_heap(void)
 	fill(bss_arr, sizeof(bss_arr), 4);
 }
 
-static void check_heap(const uint8_t *stack_arr, size_t stack_len)
+static void check_heap(uint8_t *stack_arr, size_t stack_len)
 {
+	if (case_sabotage("brk"))
+		sbrk(ps);
+	if (case_sabotage("bss"))
+		bss_arr[sizeof(bss_arr) - 1] ^= 1;
+	if (case_sabotage("data"))
+		data_arr[300] ^= 1;
+	if (case_sabotage("stack"))
+		stack_arr[stack_len / 2] ^= 1;
 	if (case_sabotage("heap_small"))
 		small[77][3] ^= 1;
 	if (case_sabotage("heap_large"))
@@ -411,8 +421,8 @@ static void check_holes(void)
 
 static void check_prot(void)
 {
-	if (case_sabotage("prot"))
-		mprotect(prot_area[0], 2 * ps, PROT_READ | PROT_WRITE);
+	static uint8_t want[2 * 4096];
+
 	if (case_sabotage("code")) {
 		mprotect(prot_area[2], 2 * ps, PROT_READ | PROT_WRITE);
 		prot_area[2][1] = 7;
@@ -429,12 +439,11 @@ static void check_prot(void)
 			case_fail("prot %s: mprotect: %m", prots[i].name);
 			continue;
 		}
+		fill(want, 2 * ps, 10 + i);
 		if (prots[i].code)
-			check_fill(prot_area[i] + sizeof(code42), 2 * ps - sizeof(code42), 10 + i,
-				   "prot %s: contents differ", prots[i].name);
-		else
-			check_fill(prot_area[i], 2 * ps, 10 + i, "prot %s: contents differ",
-				   prots[i].name);
+			memcpy(want, code42, sizeof(code42));
+		case_check(!memcmp(prot_area[i], want, 2 * ps), "prot %s: contents differ",
+			   prots[i].name);
 	}
 }
 
