@@ -266,6 +266,8 @@ class Tree:
     # -- looking --
 
     def output(self):
+        if self.outfile is None:
+            return ""
         try:
             return self.outfile.read_text(errors="replace")
         except FileNotFoundError:
@@ -314,15 +316,22 @@ class Tree:
         self.calls.append(call)
         env = {k: v for k, v in os.environ.items() if not k.startswith("CREST_")}
         env.update(env_extra or {})
+        proc = subprocess.Popen([str(CREST)] + full, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=env)
         try:
-            res = subprocess.run([str(CREST)] + full, stdin=subprocess.DEVNULL,
-                                 capture_output=True, text=True, env=env, timeout=timeout)
-        except subprocess.TimeoutExpired as e:
-            call.rc = "timeout"
-            call.stderr = (e.stderr or b"").decode(errors="replace") \
-                if isinstance(e.stderr, bytes) else (e.stderr or "")
+            call.stdout, call.stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            # SIGTERM first: crest may still resume its target and flush its log
+            proc.terminate()
+            try:
+                call.stdout, call.stderr = proc.communicate(timeout=3)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                call.stdout, call.stderr = proc.communicate()
+            call.rc = f"timeout ({proc.returncode})"
             pytest.fail(f"crest {verb} did not finish in {timeout} s")
-        call.rc, call.stdout, call.stderr = res.returncode, res.stdout, res.stderr
+        call.rc = proc.returncode
         return call
 
     def crest_ok(self, verb, *args, **kw):

@@ -20,8 +20,8 @@ import time
 
 import pytest
 
-from crestlib import (CASES_BIN, CREST, WAIT, Tree, case_names, proc_stat, tree_details,
-                      tree_diff)
+from crestlib import (CASES_BIN, CREST, WAIT, Tree, all_pids, case_names, proc_stat,
+                      tree_details, tree_diff)
 
 STAGES = ["freeze", "collect", "pages", "files", "finish"]
 INVENTORY_MAGIC = 0x43524901
@@ -105,11 +105,11 @@ def test_dump_traced(tree, case, which):
 
 @pytest.fixture(scope="module")
 def good_image(tmp_path_factory):
-    """An image of the tree case (the tree killed by the dump), and the pids it holds."""
+    """An image of the files case (a parent and a child, killed by the dump), and its pids."""
     work = tmp_path_factory.mktemp("good")
     t = Tree(work)
     try:
-        t.start_case("tree")
+        t.start_case("files")
         snap = t.snapshot()
         t.dump(work / "img")
         t.expect_original_killed(snap)
@@ -198,12 +198,6 @@ def image_file(img, pattern, root):
     return max(match, key=lambda n: (img / n).stat().st_size)
 
 
-def tamper_empty(img, root):
-    for name in os.listdir(img):
-        os.unlink(img / name)
-    return "inventory.img"
-
-
 def tamper_no_inventory(img, root):
     os.unlink(img / "inventory.img")
     return "inventory.img"
@@ -237,7 +231,6 @@ def tamper_version_99(img, root):
 
 
 TAMPER = {
-    "empty_dir": tamper_empty,
     "no_inventory": tamper_no_inventory,
     "missing_file": tamper_missing_file,
     "truncated_pages": tamper_truncated_pages,
@@ -262,6 +255,17 @@ def leftovers(pids):
                                              exe.startswith(os.path.realpath(CASES_BIN))):
             found.append(int(pid))
     return found
+
+
+def test_restore_empty_dir(tree):
+    img = tree.workdir / "empty"
+    img.mkdir()
+    before = set(all_pids())
+    call = tree.crest("restore", "-D", img, log=False)
+    one_line_error(call, "inventory.img")
+    time.sleep(0.2)
+    left = leftovers([p for p in all_pids() if p not in before])
+    assert not left, f"a refused restore left processes behind: {left}"
 
 
 @pytest.mark.parametrize("damage", list(TAMPER))

@@ -40,7 +40,8 @@ static int read_stat(pid_t pid, struct proc_stat *ps)
 		return -EINVAL;
 	}
 	ps->exit_code = 0;
-	for (field = 3; p && field < 52; field++)
+	/* After the loop p is at the space before field 52. */
+	for (field = 3; p && field <= 52; field++)
 		p = strchr(p + 1, ' ');
 	if (p)
 		ps->exit_code = atoi(p + 1);
@@ -233,7 +234,8 @@ void pstree_kill(struct pstree *tree)
 	 * parent's reaping stands between the user and a restore with the same pids.
 	 */
 	for (size_t i = 0; i < tree->nr; i++)
-		for (size_t t = 0; t < tree->procs[i].nr_threads; t++)
+		/* The leader's exit is reported only after every other thread's: it goes last. */
+		for (size_t t = tree->procs[i].nr_threads; t-- > 0;)
 			while (waitpid(tree->procs[i].threads[t], NULL, __WALL) < 0 && errno == EINTR)
 				;
 }

@@ -139,6 +139,31 @@ static int read_tree(struct restore_ctx *ctx)
 	return ret;
 }
 
+/*
+ * A pid is taken while /proc/PID exists. A process killed by the dump stays a zombie until
+ * its parent reaps it, which may take a moment: give those up to two seconds.
+ */
+static bool pid_taken(pid_t pid)
+{
+	char path[32];
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	for (int tries = 0; tries < 200; tries++) {
+		char *buf = read_file_at(AT_FDCWD, path, NULL), *p;
+		bool dying;
+
+		if (!buf)
+			return false;
+		p = strrchr(buf, ')');
+		dying = p && (p[2] == 'Z' || p[2] == 'X');
+		free(buf);
+		if (!dying)
+			return true;
+		usleep(10000);
+	}
+	return true;
+}
+
 /* Every pid and tid must be free before anything is created: fail early and cleanly. */
 static int check_pids_free(struct restore_ctx *ctx)
 {
@@ -147,10 +172,8 @@ static int check_pids_free(struct restore_ctx *ctx)
 
 		for (size_t t = 0; t <= pe->n_threads; t++) {
 			pid_t pid = t ? (pid_t)pe->threads[t - 1] : (pid_t)pe->pid;
-			char path[32];
 
-			snprintf(path, sizeof(path), "/proc/%d", pid);
-			if (!access(path, F_OK)) {
+			if (pid_taken(pid)) {
 				pr_err("pid %d is already in use: cannot restore %s %d of the image",
 				       pid, t ? "thread" : "process", pid);
 				return -EEXIST;

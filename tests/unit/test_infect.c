@@ -46,11 +46,27 @@ struct shared {
 	volatile pid_t spin_tid, sleep_tid;
 	volatile int sleep_done, sleep_rc, sleep_errno;
 	volatile uint64_t sleep_ns;
+	/* the second child: a thread in sigsuspend(), one looping in an rseq critical section */
+	volatile pid_t susp_tid, rseq_tid;
+	volatile int susp_wakeups, usr2;
+	volatile uint64_t susp_mask_after;	/* its mask once sigsuspend() returned */
+	volatile uint64_t rseq_aborts;
 };
 
 static struct shared *sh;
 static volatile uint64_t known_var = 0x1122334455667788ULL;
 static __thread uint64_t tls_counter;
+
+/* glibc 2.35+: where this thread's struct rseq lies, from the thread pointer. */
+extern const ptrdiff_t __rseq_offset;
+extern const unsigned int __rseq_size;
+
+/* struct rseq_cs (linux/rseq.h): the critical section rseq_loop() spins in. */
+static struct {
+	uint32_t version, flags;
+	uint64_t start_ip, post_commit_offset, abort_ip;
+} __attribute__((aligned(32))) loop_cs;
+extern const char rseq_loop_start[], rseq_loop_end[], rseq_loop_abort[];
 
 static void __attribute__((noreturn, format(printf, 1, 2))) fail(const char *fmt, ...)
 {
@@ -137,6 +153,82 @@ static void __attribute__((noreturn)) child_main(void)
 	sh->ready = 1;
 	for (;;)
 		sh->main_count++;
+}
+
+/*
+ * Spins forever inside an rseq critical section; only an abort (the kernel moving ip to
+ * rseq_loop_abort after a preemption) gets it out, and it then arms the section again.
+ */
+static void __attribute__((noinline, noreturn)) rseq_loop(void)
+{
+	uint64_t tp, *cs_field;
+
+	asm volatile("movq %%fs:0, %0" : "=r"(tp));
+	cs_field = (uint64_t *)(tp + __rseq_offset + 8);	/* struct rseq .rseq_cs */
+	for (;;) {
+		asm volatile("movq %0, (%1)\n\t"
+			     ".globl rseq_loop_start\n"
+			     "rseq_loop_start:\n\t"
+			     "1: jmp 1b\n"
+			     ".globl rseq_loop_end\n"
+			     "rseq_loop_end:\n\t"
+			     /* ud1 carrying the signature the kernel checks before abort_ip */
+			     ".byte 0x0f, 0xb9, 0x3d\n\t"
+			     ".long 0x53053053\n"
+			     ".globl rseq_loop_abort\n"
+			     "rseq_loop_abort:\n\t"
+			     : : "r"(&loop_cs), "r"(cs_field) : "memory");
+		sh->rseq_aborts++;
+	}
+}
+
+static void *rseq_thread(void *arg)
+{
+	(void)arg;
+	loop_cs.start_ip = (uint64_t)rseq_loop_start;
+	loop_cs.post_commit_offset = rseq_loop_end - rseq_loop_start;
+	loop_cs.abort_ip = (uint64_t)rseq_loop_abort;
+	sh->rseq_tid = gettid();
+	rseq_loop();
+}
+
+static void usr2_handler(int sig)
+{
+	(void)sig;
+	sh->usr2++;
+}
+
+/* Waits in sigsuspend() with an empty temporary mask; its real mask blocks SIGUSR2. */
+static void *suspender(void *arg)
+{
+	sigset_t wait, cur;
+
+	(void)arg;
+	sigemptyset(&wait);
+	sh->susp_tid = gettid();
+	for (;;) {
+		sigsuspend(&wait);
+		pthread_sigmask(SIG_SETMASK, NULL, &cur);
+		sh->susp_mask_after = sigismember(&cur, SIGUSR2) ? 1ULL << (SIGUSR2 - 1) : 0;
+		sh->susp_wakeups++;
+	}
+	return NULL;
+}
+
+static void __attribute__((noreturn)) child2_main(void)
+{
+	struct sigaction sa = { .sa_handler = usr2_handler };
+	pthread_t t;
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR2);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	if (sigaction(SIGUSR2, &sa, NULL) || pthread_create(&t, NULL, suspender, NULL) ||
+	    (__rseq_size && pthread_create(&t, NULL, rseq_thread, NULL)))
+		_exit(2);
+	for (;;)
+		pause();
 }
 
 /* ---- helpers ---- */
@@ -538,6 +630,77 @@ static void test_vfork_timeout(void)
 	printf("vfork parent: -ETIMEDOUT after %.3f s, then carried on untouched\n", dt / 1e9);
 }
 
+/* Checks the rseq thread of the second child: a remote syscall must apply its abort. */
+static void check_rseq_abort(struct infect_ctl *ctl, pid_t pid)
+{
+	struct user_regs_struct r;
+	long args[6] = { 0 }, ret;
+
+	get_regs(sh->rseq_tid, &r);
+	if (r.rip != (uint64_t)rseq_loop_start) {
+		printf("  rseq thread was seized outside its section (ip %#llx): abort not checked\n",
+		       r.rip);
+		return;
+	}
+	CHECK(!infect_syscall_tid(ctl, sh->rseq_tid, SYS_getpid, args, &ret) && ret == pid,
+	      "remote getpid in the rseq thread");
+	get_regs(sh->rseq_tid, &r);
+	CHECK(r.rip == (uint64_t)rseq_loop_abort, "rseq critical section not aborted: ip %#llx",
+	      r.rip);
+}
+
+/*
+ * A thread in sigsuspend() (whose real mask the kernel keeps aside) and a thread inside an
+ * rseq critical section: remote syscalls must leave both as the kernel would have.
+ */
+static void test_sigsuspend_rseq(void)
+{
+	pid_t pid, tids[3];
+	struct user_regs_struct r;
+	struct infect_ctl *ctl;
+	uint64_t aborts;
+	ThreadCore th;
+	int n, status;
+
+	printf("sigsuspend and rseq:\n");
+	pid = fork();
+	CHECK(pid >= 0, "fork");
+	if (!pid)
+		child2_main();
+	CHECK(WAIT_FOR(sh->susp_tid && (sh->rseq_tid || !__rseq_size) &&
+		       proc_state(sh->susp_tid) == 'S', 2000), "second child not ready");
+	usleep(50000);
+	tids[0] = pid;
+	tids[1] = sh->susp_tid;
+	tids[2] = sh->rseq_tid;
+	n = sh->rseq_tid ? 3 : 2;
+	seize_all(tids, n);
+	CHECK(!infect_ctl_open(pid, pid, &ctl), "infect_ctl_open");
+
+	get_regs(sh->susp_tid, &r);
+	CHECK(r.orig_rax == SYS_rt_sigsuspend && (long)r.rax == -514, "not stopped in sigsuspend");
+	thread_core__init(&th);
+	CHECK(!task_dump_thread(ctl, sh->susp_tid, &th), "task_dump_thread");
+	CHECK(th.blocked & (1ULL << (SIGUSR2 - 1)), "dumped sigsuspend's temporary mask, not the real one");
+	CHECK(th.regs->ax == SYS_rt_sigsuspend && th.regs->ip == r.rip - 2,
+	      "the image does not restart sigsuspend");
+	task_free_thread(&th);
+	if (sh->rseq_tid)
+		check_rseq_abort(ctl, pid);
+	CHECK(!infect_ctl_close(ctl), "infect_ctl_close");
+	aborts = sh->rseq_aborts;
+	release_all(tids, n);
+
+	CHECK(!syscall(SYS_tgkill, pid, sh->susp_tid, SIGUSR2), "tgkill");
+	CHECK(WAIT_FOR(sh->susp_wakeups == 1 && sh->usr2 == 1, 2000), "sigsuspend did not wake");
+	CHECK(sh->susp_mask_after, "the real mask was lost once sigsuspend returned");
+	CHECK(!sh->rseq_tid || WAIT_FOR(sh->rseq_aborts > aborts, 3000),
+	      "rseq thread stuck inside its critical section");
+	printf("  sigsuspend restarts with its real mask kept; rseq section aborted\n");
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+}
+
 static void test_kill(pid_t pid)
 {
 	int status;
@@ -577,6 +740,7 @@ int main(void)
 	test_group_stop(pid);
 	test_errors(pid);
 	test_vfork_timeout();
+	test_sigsuspend_rseq();
 	test_kill(pid);
 	printf("test_infect: OK\n");
 	return 0;
