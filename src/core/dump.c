@@ -103,6 +103,7 @@ static int collect_threads(struct infect_ctl *ctl, struct dump_proc *dp)
 static int collect_proc(struct dump_proc *dp)
 {
 	struct infect_ctl *ctl;
+	uint64_t brk = 0;
 	int ret;
 
 	task_core__init(&dp->core);
@@ -115,9 +116,10 @@ static int collect_proc(struct dump_proc *dp)
 	if (!ret)
 		ret = collect_threads(ctl, dp);
 	if (!ret)
-		ret = mem_collect(ctl, dp->p->pid, &dp->map);
+		ret = mem_query_brk(ctl, dp->p->pid, &brk);
+	/* Closing removes the scratch area, which must not appear among the mappings. */
 	infect_ctl_close(ctl);
-	return ret;
+	return ret ? ret : mem_collect(dp->p->pid, brk, &dp->map);
 }
 
 static int stage_collect(struct dump_ctx *ctx)

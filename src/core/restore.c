@@ -268,6 +268,7 @@ static int map_ctl(struct restore_ctx *ctx)
 	if (ctx->ctl == MAP_FAILED)
 		return pr_errno(-errno, "cannot map the restore control area");
 	ctx->slots = (struct rst_slot *)(ctx->ctl + 1);
+	pr_debug("control area at %#" PRIx64 " (%" PRIu64 " bytes)", addr, ctx->ctl_len);
 	return 0;
 }
 
@@ -386,6 +387,9 @@ static int unmap_restorer(struct restore_ctx *ctx, struct rproc *rp)
 	struct infect_ctl *ctl = NULL;
 	long res;
 	int ret = infect_ctl_open(rp->pe->pid, rp->pe->pid, &ctl);
+
+	pr_debug("pid %d: removing the restorer at %#" PRIx64 " (%" PRIu64 " bytes)", rp->pe->pid,
+		 slot->bootstrap_start, slot->bootstrap_len);
 
 	for (int i = 0; !ret && i < 2; i++) {
 		ret = infect_syscall(ctl, SYS_munmap, args[i], &res);

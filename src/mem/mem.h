@@ -28,8 +28,13 @@ struct mem_map {
 	size_t nr_vmas;
 };
 
-/* Dump: reads mm fields, auxv, exe and every VMA of pid (stopped; ctl runs brk(0)). */
-int mem_collect(struct infect_ctl *ctl, pid_t pid, struct mem_map *ret);
+/* Dump: the current program break of pid, asked through ctl (brk(0)). */
+int mem_query_brk(struct infect_ctl *ctl, pid_t pid, uint64_t *ret);
+/*
+ * Dump: reads mm fields, auxv, exe and every VMA of pid (stopped). Call it only once no
+ * remote-call scratch area is mapped in the target any more, or the list would show it.
+ */
+int mem_collect(pid_t pid, uint64_t brk, struct mem_map *ret);
 /* Writes mm-<pid>.img. */
 int mem_write_map(struct img_dir *dir, pid_t pid, const struct mem_map *map);
 void mem_map_free(struct mem_map *map);

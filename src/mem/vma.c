@@ -251,18 +251,18 @@ static int read_exe(pid_t pid, MmCore *mm)
 }
 
 /* brk is not in /proc/PID/stat: ask the task itself (brk(0) returns the current break). */
-static int read_brk(struct infect_ctl *ctl, pid_t pid, MmCore *mm)
+int mem_query_brk(struct infect_ctl *ctl, pid_t pid, uint64_t *ret)
 {
 	long args[6] = { 0 }, brk;
-	int ret = infect_syscall(ctl, SYS_brk, args, &brk);
+	int err = infect_syscall(ctl, SYS_brk, args, &brk);
 
-	if (ret)
-		return pr_errno(ret, "pid %d: cannot query brk", pid);
-	mm->brk = brk;
+	if (err)
+		return pr_errno(err, "pid %d: cannot query brk", pid);
+	*ret = brk;
 	return 0;
 }
 
-int mem_collect(struct infect_ctl *ctl, pid_t pid, struct mem_map *ret)
+int mem_collect(pid_t pid, uint64_t brk, struct mem_map *ret)
 {
 	struct mem_map map = { 0 };
 	int err;
@@ -276,8 +276,7 @@ int mem_collect(struct infect_ctl *ctl, pid_t pid, struct mem_map *ret)
 		err = read_auxv(pid, map.mm);
 	if (!err)
 		err = read_exe(pid, map.mm);
-	if (!err)
-		err = read_brk(ctl, pid, map.mm);
+	map.mm->brk = brk;
 	if (!err)
 		err = parse_smaps(pid, &map);
 	if (err) {

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -86,6 +87,17 @@ static void __attribute__((noreturn, format(printf, 1, 2))) fail(const char *fmt
 	while (!(cond) && now_ns() < __d) usleep(1000); (cond); })
 
 /* ---- the child ---- */
+
+/* fork() whose child dies with the test, even when a failed check exits early. */
+static pid_t fork_child(void)
+{
+	pid_t parent = getpid(), pid = fork();
+
+	CHECK(pid >= 0, "fork: %s", strerror(errno));
+	if (!pid && (prctl(PR_SET_PDEATHSIG, SIGKILL) || getppid() != parent))
+		_exit(3);
+	return pid;
+}
 
 static void usr1_handler(int sig)
 {
@@ -576,7 +588,7 @@ static void test_errors(pid_t pid)
 	pid_t z;
 	int ret;
 
-	z = fork();
+	z = fork_child();
 	if (!z)
 		_exit(0);
 	CHECK(WAIT_FOR(proc_state(z) == 'Z', 2000), "no zombie");
@@ -602,7 +614,7 @@ static void test_vfork_timeout(void)
 	pid_t v;
 
 	CHECK(!pipe(fds), "pipe");
-	v = fork();
+	v = fork_child();
 	if (!v) {
 		struct timespec ts = { 3, 0 };
 
@@ -663,8 +675,7 @@ static void test_sigsuspend_rseq(void)
 	int n, status;
 
 	printf("sigsuspend and rseq:\n");
-	pid = fork();
-	CHECK(pid >= 0, "fork");
+	pid = fork_child();
 	if (!pid)
 		child2_main();
 	CHECK(WAIT_FOR(sh->susp_tid && (sh->rseq_tid || !__rseq_size) &&
@@ -724,8 +735,7 @@ int main(void)
 	printf("%s\n", cpu);
 	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	CHECK(sh != MAP_FAILED, "mmap");
-	pid = fork();
-	CHECK(pid >= 0, "fork");
+	pid = fork_child();
 	if (!pid)
 		child_main();
 	CHECK(WAIT_FOR(sh->ready && sh->spin_tid && sh->sleep_tid, 5000), "child not ready");
