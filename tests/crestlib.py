@@ -126,8 +126,30 @@ def detail_diff(pid, before, after):
     return out
 
 
-def tree_details(pids):
-    return {pid: proc_detail(pid) for pid in pids}
+def tree_details(pids, settle=2.0):
+    """proc_detail() of every pid, once two readings 20 ms apart agree (a case that has just
+    said "ready" may still be on its way into sigsuspend), or the last reading after settle s."""
+    now = {pid: proc_detail(pid) for pid in pids}
+    deadline = time.monotonic() + settle
+    while time.monotonic() < deadline:
+        time.sleep(0.02)
+        again = {pid: proc_detail(pid) for pid in pids}
+        if again == now:
+            break
+        now = again
+    return now
+
+
+def tree_changes(before, timeout=3.0):
+    """The differences between before and the tree now, once they are gone or after timeout s:
+    a thread that crest has just let go may still have to re-enter its interrupted syscall
+    (sigsuspend puts its temporary mask back only then)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        changed = tree_diff(before, {pid: proc_detail(pid) for pid in before})
+        if not changed or time.monotonic() > deadline:
+            return changed
+        time.sleep(0.02)
 
 
 def tree_diff(before, after):
@@ -219,10 +241,15 @@ class Call:
         return text
 
 
+# Trees not yet cleaned up: killed by the SIGTERM handler (conftest.py) if pytest is stopped.
+LIVE_TREES = set()
+
+
 class Tree:
     """A process tree started by a test, dumped and restored by crest, and cleaned up after."""
 
     def __init__(self, workdir):
+        LIVE_TREES.add(self)
         self.workdir = Path(workdir)
         self.root = None  # pid of the tree's root
         self.popen = None  # the root as started by the driver
@@ -456,6 +483,20 @@ class Tree:
             text += "== " + call.report()
         return text
 
+    def kill_by_cmdline(self):
+        mark = (str(self.workdir) + "/").encode()
+        found = set()
+        for pid in all_pids():
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if mark not in f.read() or pid == os.getpid():
+                        continue
+                os.kill(pid, signal.SIGKILL)
+                found.add(pid)
+            except OSError:
+                pass
+        return found
+
     def orphans(self):
         """Zombies adopted by the driver that no Popen of this tree waits for."""
         mine = {p.pid for p in self.bg + ([self.popen] if self.popen else [])
@@ -484,6 +525,9 @@ class Tree:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+        # also any process whose command line names this tree's directory (the case's OUTFILE,
+        # a program's output file): one that escaped before its pid could be recorded
+        pids |= self.kill_by_cmdline()
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
             reap(pids | self.orphans())

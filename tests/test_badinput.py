@@ -20,8 +20,8 @@ import time
 
 import pytest
 
-from crestlib import (CASES_BIN, CREST, WAIT, Tree, case_names, proc_stat, tree_details,
-                      tree_diff)
+from crestlib import (CASES_BIN, CREST, WAIT, Tree, case_names, proc_stat, tree_changes,
+                      tree_details)
 
 STAGES = ["freeze", "collect", "pages", "files", "finish"]
 INVENTORY_MAGIC = 0x43524901
@@ -88,7 +88,7 @@ def test_dump_traced(tree, case, which):
         before = tree_details(snap)
         call = tree.crest("dump", "-t", root, "-D", tree.workdir / "img", log=False)
         assert call.rc not in (0, None), "crest dumped a tree with a process traced by another"
-        changed = tree_diff(before, tree_details(snap))
+        changed = tree_changes(before)
         assert not changed, "the failed dump changed the tree:\n" + "\n".join(changed)
         assert tracer_pid(target) == tracer.pid, "the other tracer lost its tracee"
         assert not (tree.workdir / "img" / "inventory.img").exists()
@@ -302,7 +302,7 @@ def test_dump_fault_injection(tree, case, stage):
     call = tree.crest("dump", "-t", root, "-D", img, env_extra={"CREST_FAIL_AT": stage})
     assert call.rc != 0, f"crest dump with CREST_FAIL_AT={stage} succeeded"
     assert call.rc > 0, f"crest dump was killed by signal {-call.rc}"
-    changed = tree_diff(before, tree_details(snap))
+    changed = tree_changes(before)
     assert not changed, f"the dump that failed at {stage} changed the tree:\n" + "\n".join(changed)
     assert not (img / "inventory.img").exists(), "a failed dump wrote an inventory"
     mark = tree.terminate()

@@ -12,7 +12,7 @@ A case passes only with exit 0 and a "PASS" line written after SIGTERM.
 
 import pytest
 
-from crestlib import case_names, tree_details, tree_diff
+from crestlib import case_names, tree_changes, tree_details
 
 MODES = ["dump", "leave_running", "redump"]
 
@@ -51,7 +51,7 @@ def mode_leave_running(tree, snap):
     d1 = tree.workdir / "d1"
     before = tree_details(snap)
     tree.dump(d1, "-R")
-    changed = tree_diff(before, tree_details(snap))
+    changed = tree_changes(before)
     assert not changed, "after dump -R the tree is not as before:\n" + "\n".join(changed)
     mark = tree.terminate()
     try:

@@ -276,7 +276,8 @@ static const char *rst_step_name(uint32_t step)
 {
 	static const char *const names[] = {
 		"", "rseq unregister", "unmap crest", "remap memory", "protect memory",
-		"map vdso", "set mm", "sigactions", "create threads", "thread state", "park",
+		"map vdso", "set mm", "sigactions", "create threads", "thread state",
+		"pending signals", "park",
 	};
 
 	return step < ARRAY_SIZE(names) ? names[step] : "?";

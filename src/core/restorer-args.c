@@ -30,9 +30,19 @@ struct bootstrap_layout {
 	uint64_t vmas_off;
 	uint64_t threads_off;
 	uint64_t auxv_off;
+	uint64_t siginfo_off;
 	uint64_t stacks_off;
 	uint64_t len;
 };
+
+static size_t count_siginfo(const struct rproc *rp)
+{
+	size_t n = rp->core->n_shared_siginfo;
+
+	for (size_t i = 0; i < rp->nr_threads; i++)
+		n += rp->threads[i]->n_siginfo;
+	return n;
+}
 
 static void plan_layout(const struct rproc *rp, const struct mem_premap *pm,
 			struct bootstrap_layout *l)
@@ -42,7 +52,8 @@ static void plan_layout(const struct rproc *rp, const struct mem_premap *pm,
 	l->vmas_off = l->args_off + ALIGN_UP(sizeof(struct rst_args), 64);
 	l->threads_off = l->vmas_off + ALIGN_UP(pm->nr_vmas * sizeof(struct rst_vma), 64);
 	l->auxv_off = l->threads_off + ALIGN_UP(rp->nr_threads * sizeof(struct rst_thread), 64);
-	l->stacks_off = ALIGN_UP(l->auxv_off + rp->map.mm->n_auxv * sizeof(uint64_t), PAGE);
+	l->siginfo_off = ALIGN_UP(l->auxv_off + rp->map.mm->n_auxv * sizeof(uint64_t), 64);
+	l->stacks_off = ALIGN_UP(l->siginfo_off + count_siginfo(rp) * RST_SIGINFO_SIZE, PAGE);
 	l->len = l->stacks_off + rp->nr_threads * RST_STACK_SIZE;
 }
 
@@ -68,7 +79,18 @@ static int map_bootstrap(const struct rproc *rp, const struct bootstrap_layout *
 	return 0;
 }
 
-static void fill_threads(const struct rproc *rp, char *base, const struct bootstrap_layout *l)
+/* Copies n siginfos to *cursor (each padded or cut to the kernel's size); returns where. */
+static uint64_t copy_siginfo(char **cursor, const ProtobufCBinaryData *info, size_t n)
+{
+	uint64_t start = (uint64_t)*cursor;
+
+	for (size_t i = 0; i < n; i++, *cursor += RST_SIGINFO_SIZE)
+		memcpy(*cursor, info[i].data, MIN(info[i].len, (size_t)RST_SIGINFO_SIZE));
+	return start;
+}
+
+static void fill_threads(const struct rproc *rp, char *base, const struct bootstrap_layout *l,
+			 char **siginfo)
 {
 	struct rst_thread *th = (struct rst_thread *)(base + l->threads_off);
 
@@ -85,6 +107,8 @@ static void fill_threads(const struct rproc *rp, char *base, const struct bootst
 		if (tc->comm)
 			strncpy(th[i].comm, tc->comm, sizeof(th[i].comm) - 1);
 		th[i].stack_top = (uint64_t)base + l->stacks_off + (i + 1) * RST_STACK_SIZE;
+		th[i].nr_siginfo = tc->n_siginfo;
+		th[i].siginfo = copy_siginfo(siginfo, tc->siginfo, tc->n_siginfo);
 	}
 }
 
@@ -144,7 +168,7 @@ int restore_prepare_restorer(struct restore_ctx *ctx, struct rproc *rp,
 {
 	struct bootstrap_layout l;
 	struct rst_args *args;
-	char *base = NULL;
+	char *base = NULL, *siginfo;
 	int err;
 
 	plan_layout(rp, pm, &l);
@@ -159,7 +183,11 @@ int restore_prepare_restorer(struct restore_ctx *ctx, struct rproc *rp,
 	memcpy(base + l.vmas_off, pm->vmas, pm->nr_vmas * sizeof(struct rst_vma));
 	args->vmas = (uint64_t)base + l.vmas_off;
 	args->nr_vmas = pm->nr_vmas;
-	fill_threads(rp, base, &l);
+	siginfo = base + l.siginfo_off;
+	fill_threads(rp, base, &l, &siginfo);
+	args->nr_shared_siginfo = rp->core->n_shared_siginfo;
+	args->shared_siginfo = copy_siginfo(&siginfo, rp->core->shared_siginfo,
+					    rp->core->n_shared_siginfo);
 	args->threads = (uint64_t)base + l.threads_off;
 	args->nr_threads = rp->nr_threads;
 	args->vdso_addr = pm->vdso_addr;

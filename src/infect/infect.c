@@ -9,6 +9,7 @@
  */
 #define LOG_PREFIX "infect: "
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -37,6 +38,8 @@
 #define SEIZE_OPTIONS		PTRACE_O_TRACESYSGOOD
 /* Only non-blocking syscalls are injected; one that takes this long means a lost target. */
 #define REMOTE_TIMEOUT_MS	10000
+/* How long infect_kill() waits for killed threads to exit (SIGKILL is quick). */
+#define KILL_REAP_MS		2000
 /* The vDSO is two pages today; refuse to read anything absurd. */
 #define VDSO_MAX_SIZE		(1 << 20)
 
@@ -63,7 +66,7 @@ static uint64_t deadline_after(int ms)
 /*
  * Waits for the next wait status of tid (__WALL: it may be a thread, or another process's
  * child). waitpid() has no timeout, so poll: a stop usually comes within tens of
- * microseconds, so yield first, then sleep a little longer each round, up to 1 ms.
+ * microseconds, so yield first, then sleep a little longer each round, up to 250 us.
  * Returns 0 with *status, -ETIMEDOUT once deadline (now_ns() time) has passed, or -errno.
  */
 static int wait_status(pid_t tid, uint64_t deadline, int *status)
@@ -84,7 +87,7 @@ static int wait_status(pid_t tid, uint64_t deadline, int *status)
 			sched_yield();
 			continue;
 		}
-		ts.tv_nsec = MIN(10000L << MIN(round - 64, 7U), 1000000L);
+		ts.tv_nsec = MIN(10000L << MIN(round - 64, 5U), 250000L);
 		nanosleep(&ts, NULL);
 	}
 }
@@ -104,7 +107,8 @@ static int get_sigmask(pid_t tid, uint64_t *mask)
  * PTRACE_GETSIGMASK returns the saved mask of a thread stopped in sigsuspend(), ppoll() ...
  * (TIF_RESTORE_SIGMASK), and SETSIGMASK drops that pending restore; so writing back what GET
  * read leaves the thread with its real mask, and the interrupted syscall, when restarted,
- * installs its temporary one again (kernel 5.0+, "take into account saved_sigmask").
+ * installs its temporary one again (ptrace "take into account saved_sigmask", 2019; the
+ * sigsuspend case of tests/unit/test_infect.c checks it).
  */
 static int set_sigmask(pid_t tid, uint64_t mask)
 {
@@ -142,27 +146,31 @@ static int thread_state(pid_t tid, char *state)
 	return 0;
 }
 
-/* A numeric field of /proc/TID/status ("Tgid", "TracerPid"). */
-static int status_field(pid_t tid, const char *name, long *val)
+/* Numeric fields of /proc/TID/status ("Tgid", "PPid", "TracerPid"): vals[i] for names[i]. */
+static int status_fields(pid_t tid, const char *const *names, long *vals, int n)
 {
 	_cleanup_free_ char *buf = NULL;
-	size_t nlen = strlen(name);
 	char path[64];
 	const char *p;
+	int found = 0, i;
 
 	snprintf(path, sizeof(path), "/proc/%d/status", tid);
 	buf = read_file_at(AT_FDCWD, path, NULL);
 	if (!buf)
 		return -errno;
-	for (p = buf; p; p = strchr(p, '\n')) {
+	for (p = buf; p && found < n; p = strchr(p, '\n')) {
 		if (*p == '\n')
 			p++;
-		if (!strncmp(p, name, nlen) && p[nlen] == ':') {
-			*val = strtol(p + nlen + 1, NULL, 10);
-			return 0;
+		for (i = 0; i < n; i++) {
+			size_t len = strlen(names[i]);
+
+			if (!strncmp(p, names[i], len) && p[len] == ':') {
+				vals[i] = strtol(p + len + 1, NULL, 10);
+				found++;
+			}
 		}
 	}
-	return -ENOENT;
+	return found == n ? 0 : -ENOENT;
 }
 
 /*
@@ -276,8 +284,9 @@ static int seize_attach(pid_t tid)
 	err = errno;
 	if (err == ESRCH)
 		return -ESRCH;
-	if (err == EPERM && !status_field(tid, "TracerPid", &tracer) && tracer) {
-		pr_err("tid %d: already traced by pid %ld", tid, tracer);
+	if (err == EPERM && !status_fields(tid, (const char *const[]){ "TracerPid" }, &tracer, 1) &&
+	    tracer) {
+		pr_err("tid %d: already traced by %ld", tid, tracer);
 		return -EBUSY;
 	}
 	errno = err;
@@ -415,23 +424,73 @@ int infect_release(pid_t tid)
 	return 0;
 }
 
+/*
+ * A killed tracee stays a zombie until its tracer waits for it, and its process cannot be
+ * reaped by its parent before every thread is: so wait for each thread of tgid (the list was
+ * taken before the kill). Not for the leader of our own child, whose exit status belongs to
+ * our caller's waitpid(). SIGKILL ends anything quickly, so a short deadline does.
+ */
+static void reap_killed(pid_t tgid, const pid_t *tids, size_t nr, bool our_child)
+{
+	uint64_t deadline = deadline_after(KILL_REAP_MS);
+	size_t i;
+	int status;
+
+	for (i = 0; i < nr; i++)
+		if (tids[i] != tgid)
+			wait_status(tids[i], deadline, &status);
+	if (!our_child)
+		wait_status(tgid, deadline, &status);
+}
+
+/* The threads of process tgid, from /proc/TGID/task. */
+static size_t list_threads(pid_t tgid, pid_t *tids, size_t max)
+{
+	char path[64];
+	struct dirent *de;
+	size_t nr = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", tgid);
+	d = opendir(path);
+	if (!d)
+		return 0;
+	while (nr < max && (de = readdir(d)))
+		if (atoi(de->d_name) > 0)
+			tids[nr++] = atoi(de->d_name);
+	closedir(d);
+	return nr;
+}
+
 int infect_kill(pid_t tid)
 {
-	long tgid;
-	int ret = 0, i;
+	static const char *const names[] = { "TracerPid", "Tgid", "PPid" };
+	long st[ARRAY_SIZE(names)];	/* tracer, tgid, ppid */
+	pid_t tids[256];
+	size_t nr;
+	int i;
 
-	if (status_field(tid, "Tgid", &tgid))
-		tgid = tid;
-	if (kill((pid_t)tgid, SIGKILL) && errno != ESRCH) {
-		ret = -errno;
-		pr_perror("pid %ld: cannot kill", tgid);
-	}
-	/* SIGKILL wakes a ptrace-stopped thread, so this mostly finds it gone already. */
-	ptrace(PTRACE_DETACH, tid, NULL, NULL);
 	i = orphan_find(tid);
 	if (i >= 0)
 		orphans[i] = orphans[--nr_orphans];
-	return ret;
+	/*
+	 * Only a thread we trace: once one thread's call has killed the process, the others'
+	 * numbers may already belong to someone else. Read all before the kill.
+	 */
+	if (status_fields(tid, names, st, ARRAY_SIZE(names)) || st[0] != gettid()) {
+		pr_debug("tid %d: gone, or not traced by us: nothing to kill", tid);
+		return -ESRCH;
+	}
+	nr = list_threads(st[1], tids, ARRAY_SIZE(tids));
+	if (kill((pid_t)st[1], SIGKILL)) {
+		int ret = -errno;
+
+		return pr_errno(ret, "pid %ld: cannot kill", st[1]);
+	}
+	/* SIGKILL takes a thread out of its ptrace-stop, so this mostly finds it gone. */
+	ptrace(PTRACE_DETACH, tid, NULL, NULL);
+	reap_killed(st[1], tids, nr, st[2] == getpid());
+	return 0;
 }
 
 /* process_vm_readv/writev stop short at a fault (PROT_NONE, unreadable): bytes or -errno. */

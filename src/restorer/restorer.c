@@ -347,10 +347,36 @@ static __attribute__((noreturn)) void park(const struct rst_args *args)
 		sys_futex(&never, FUTEX_WAIT_PRIVATE, 0, NULL);
 }
 
+/*
+ * Pending signals go back in the order they were queued. The kernel lets a task queue a
+ * siginfo with any si_code (a kernel- or kill()-made one included) only to itself: so each
+ * thread queues its own, and thread 0, which has the process's pid, the process-wide ones.
+ * Signals are blocked here, so they stay pending until the controller sets the real mask.
+ */
+static void queue_signals(const struct rst_args *args, const struct rst_thread *t, bool leader)
+{
+	const char *info = RST_PTR(t->siginfo);
+	uint32_t i;
+	long ret;
+
+	for (i = 0; i < t->nr_siginfo; i++, info += RST_SIGINFO_SIZE) {
+		ret = sys_rt_tgsigqueueinfo((int)args->pid, (int)t->tid, *(const int *)info, info);
+		if (ret)
+			rst_fail(args, RST_STEP_SIGPENDING, ret, (uint64_t)*(const int *)info);
+	}
+	info = RST_PTR(args->shared_siginfo);
+	for (i = 0; leader && i < args->nr_shared_siginfo; i++, info += RST_SIGINFO_SIZE) {
+		ret = sys_rt_sigqueueinfo((int)args->pid, *(const int *)info, info);
+		if (ret)
+			rst_fail(args, RST_STEP_SIGPENDING, ret, (uint64_t)*(const int *)info);
+	}
+}
+
 static __attribute__((noreturn)) void finish_thread(const struct rst_args *args,
 						   const struct rst_thread *t)
 {
 	set_thread_state(args, t);
+	queue_signals(args, t, t == &threads_of(args)[0]);
 	park(args);
 }
 

@@ -48,7 +48,13 @@ struct rst_thread {
 	uint32_t pad;
 	char comm[16];			/* PR_SET_NAME */
 	uint64_t stack_top;		/* top of this thread's restorer stack, 16-byte aligned */
+	uint64_t siginfo;		/* address of RST_SIGINFO_SIZE-byte siginfos pending on it */
+	uint32_t nr_siginfo;
+	uint32_t pad2;
 };
+
+/* A siginfo_t as the kernel copies it (si_signo first). */
+#define RST_SIGINFO_SIZE 128
 
 /* The kernel's struct sigaction for rt_sigaction(2) on this arch. */
 struct rst_sigaction {
@@ -96,6 +102,7 @@ enum rst_step {
 	RST_STEP_SIGACTION,		/* signal handlers */
 	RST_STEP_THREADS,		/* clone3 with set_tid for every other thread */
 	RST_STEP_THREAD_STATE,		/* per thread: clear_tid, rseq, name */
+	RST_STEP_SIGPENDING,		/* queue the pending signals again, in order */
 	RST_STEP_PARK,			/* done: wait for the controller */
 };
 
@@ -130,6 +137,10 @@ struct rst_args {
 
 	uint64_t ctl;			/* address of struct rst_ctl */
 	uint64_t task_size;		/* top of the user address space to sweep when unmapping */
+
+	uint64_t shared_siginfo;	/* siginfos pending on the whole process */
+	uint32_t nr_shared_siginfo;
+	uint32_t pad1;
 };
 
 #endif

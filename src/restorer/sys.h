@@ -44,6 +44,16 @@ static inline long sys_prctl(long option, long a2, long a3, long a4, long a5)
 	return rst_syscall5(__NR_prctl, option, a2, a3, a4, a5);
 }
 
+static inline long sys_rt_sigqueueinfo(int tgid, int sig, const void *info)
+{
+	return rst_syscall3(__NR_rt_sigqueueinfo, tgid, sig, (long)info);
+}
+
+static inline long sys_rt_tgsigqueueinfo(int tgid, int tid, int sig, const void *info)
+{
+	return rst_syscall4(__NR_rt_tgsigqueueinfo, tgid, tid, sig, (long)info);
+}
+
 static inline long sys_close(int fd)
 {
 	return rst_syscall1(__NR_close, fd);

@@ -218,6 +218,8 @@ int task_dump_core(struct infect_ctl *ctl, pid_t pid, TaskCore *tc)
 		ret = dump_cwd(pid, tc);
 	if (!ret)
 		ret = dump_exit_signal(pid, tc);
+	if (!ret)
+		ret = task_dump_pending(pid, true, &tc->shared_siginfo, &tc->n_shared_siginfo);
 	if (ret)
 		task_free_core(tc);
 	return ret;
@@ -232,5 +234,6 @@ void task_free_core(TaskCore *tc)
 		free(tc->sigactions[i]);
 	free(tc->sigactions);
 	free(tc->cwd);
+	task_free_pending(tc->shared_siginfo, tc->n_shared_siginfo);
 	task_core__init(tc);
 }

@@ -2,6 +2,8 @@
 #ifndef CREST_TASK_TASK_H
 #define CREST_TASK_TASK_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 #include "core.pb-c.h"
@@ -22,5 +24,12 @@ void task_free_core(TaskCore *tc);
  */
 int task_dump_thread(struct infect_ctl *ctl, pid_t tid, ThreadCore *th);
 void task_free_thread(ThreadCore *th);
+
+/*
+ * Dump: appends the siginfos pending on thread tid (or, with shared, on its whole process)
+ * to *ret, which holds *nr entries (malloc'ed data each).
+ */
+int task_dump_pending(pid_t tid, bool shared, ProtobufCBinaryData **ret, size_t *nr);
+void task_free_pending(ProtobufCBinaryData *info, size_t nr);
 
 #endif

@@ -128,6 +128,8 @@ int task_dump_thread(struct infect_ctl *ctl, pid_t tid, ThreadCore *th)
 		ret = dump_rseq(tid, th);
 	if (!ret)
 		ret = dump_comm(tid, th);
+	if (!ret)
+		ret = task_dump_pending(tid, false, &th->siginfo, &th->n_siginfo);
 	if (ret)
 		task_free_thread(th);
 	return ret;
@@ -138,5 +140,6 @@ void task_free_thread(ThreadCore *th)
 	arch_free_thread_regs(th);
 	free(th->rseq);
 	free(th->comm);
+	task_free_pending(th->siginfo, th->n_siginfo);
 	thread_core__init(th);
 }

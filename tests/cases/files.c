@@ -259,7 +259,8 @@ static void check_contents(void)
 	/* O_APPEND still appends: the position ends at the new end of the file. */
 	if (write(42, "more", 4) != 4)
 		case_fail("fd 42: write: %m");
-	case_check(lseek(42, 0, SEEK_CUR) == app_size + 4, "fd 42: O_APPEND write ended at %lld, want %lld",
+	case_check(lseek(42, 0, SEEK_CUR) == app_size + 4,
+		   "fd 42: O_APPEND write ended at %lld, want %lld",
 		   (long long)lseek(42, 0, SEEK_CUR), (long long)app_size + 4);
 	if (ftruncate(42, app_size))
 		case_fail("fd 42: ftruncate back: %m");

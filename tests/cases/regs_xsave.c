@@ -296,10 +296,12 @@ static void ctx_report(const char *who, const struct regs_ctx *ctx, int level)
 
 static struct regs_ctx main_ctx, thread_ctx;
 static uint64_t thread_tls_seen;
+static volatile int spinner_started;
 
 static void *spinner(void *arg)
 {
 	tls_mark = 0x7e57ab1e00000002ull;
+	spinner_started = 1;
 	regs_spin(&thread_ctx);
 	thread_tls_seen = tls_mark;
 	return NULL;
@@ -356,6 +358,8 @@ int main(int argc, char **argv)
 	if (pthread_create(&th, NULL, spinner, NULL))
 		case_die("pthread_create failed");
 	pthread_sigmask(SIG_UNBLOCK, &term, NULL);
+	while (!spinner_started)
+		case_sleep_ms(1);
 	/* Setup is over before the loop starts; the loop never returns before SIGTERM. */
 	case_ready();
 	main_ctx.sabotage = 0;

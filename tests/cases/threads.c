@@ -88,7 +88,8 @@ static void check_self(struct rec *r)
 	for (int s = 1; s <= SIGRTMAX; s++)
 		if (sigismember(&cur, s) != sigismember(&r->mask, s))
 			case_fail("thread %d: signal %d is %sblocked, want %sblocked", r->idx, s,
-				  sigismember(&cur, s) ? "" : "not ", sigismember(&r->mask, s) ? "" : "not ");
+				  sigismember(&cur, s) ? "" : "not ",
+				  sigismember(&r->mask, s) ? "" : "not ");
 	if (r->tid_address && prctl(PR_GET_TID_ADDRESS, &addr) == 0)
 		case_check(addr == r->tid_address, "thread %d: clear_child_tid %#lx, want %#lx",
 			   r->idx, addr, r->tid_address);

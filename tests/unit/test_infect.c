@@ -82,9 +82,9 @@ static void __attribute__((noreturn, format(printf, 1, 2))) fail(const char *fmt
 }
 
 #define CHECK(cond, ...) do { if (!(cond)) fail(__VA_ARGS__); } while (0)
-/* Polls cond every millisecond for up to ms milliseconds; evaluates to cond. */
-#define WAIT_FOR(cond, ms) ({ uint64_t __d = now_ns() + (ms) * 1000000ULL; \
-	while (!(cond) && now_ns() < __d) usleep(1000); (cond); })
+/* Polls cond every millisecond for up to ms milliseconds; true if it held (evaluated once a round). */
+#define WAIT_FOR(cond, ms) ({ uint64_t __d = now_ns() + (ms) * 1000000ULL; bool __ok; \
+	while (!(__ok = (cond)) && now_ns() < __d) usleep(1000); __ok; })
 
 /* ---- the child ---- */
 
@@ -342,6 +342,18 @@ static void check_remote_calls(struct infect_ctl *ctl, pid_t pid)
 	CHECK(!memcmp(in, out, sizeof(in)), "read back differs from what was written");
 	CHECK(remote(ctl, SYS_munmap, addr, sizeof(out), 0, 0) == 0, "remote munmap");
 	CHECK(!maps_has(pid, addr), "remote munmap left %#lx mapped", (unsigned long)addr);
+
+	/* PROT_NONE: process_vm_readv/writev fail, the /proc/PID/mem fallback must not. */
+	r = remote(ctl, SYS_mmap, 0, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS);
+	CHECK((unsigned long)r < -4095UL, "remote mmap PROT_NONE: %s", strerror((int)-r));
+	CHECK(!infect_write(ctl, r + 100, out, 64) && !infect_read(ctl, r + 100, in, 64) &&
+	      !memcmp(in, out, 64), "PROT_NONE access through /proc/PID/mem");
+	CHECK(remote(ctl, SYS_munmap, r, 4096, 0, 0) == 0, "remote munmap");
+
+	CHECK(!infect_scratch(ctl, 100, &addr) && !infect_scratch(ctl, 200, &v) && v == addr,
+	      "infect_scratch does not reuse its area");
+	CHECK(!infect_scratch(ctl, 3 * 4096, &v) && maps_has(pid, v) && maps_has(pid, v + 3 * 4096 - 1),
+	      "infect_scratch does not grow");
 
 	CHECK(!infect_read(ctl, (uint64_t)&known_var, &v, sizeof(v)), "infect_read known_var");
 	CHECK(v == 0x1122334455667788ULL, "known_var read %#lx", (unsigned long)v);
@@ -712,15 +724,18 @@ static void test_sigsuspend_rseq(void)
 	waitpid(pid, &status, 0);
 }
 
+/* Killing the leader first: the traced spinner must not keep the process from being reaped. */
 static void test_kill(pid_t pid)
 {
-	int status;
+	pid_t tids[2] = { pid, sh->spin_tid };
+	int status = 0;
 
-	CHECK(!infect_seize(pid, 1000), "seize");
+	seize_all(tids, 2);
 	CHECK(!infect_kill(pid), "infect_kill");
-	CHECK(waitpid(pid, &status, __WALL) == pid && WIFSIGNALED(status) &&
-	      WTERMSIG(status) == SIGKILL, "child not killed: %#x", status);
-	printf("infect_kill: killed\n");
+	CHECK(WAIT_FOR(waitpid(pid, &status, __WALL | WNOHANG) == pid, 3000), "killed child not reapable");
+	CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "child not killed: %#x", status);
+	CHECK(infect_kill(tids[1]) == -ESRCH, "infect_kill of a reaped thread did not say -ESRCH");
+	printf("infect_kill: killed, and reapable by its parent\n");
 }
 
 int main(void)
