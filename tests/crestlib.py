@@ -231,7 +231,8 @@ class Call:
         self.rc, self.stdout, self.stderr = None, "", ""
 
     def report(self):
-        text = f"$ crest {' '.join(self.args)}\n  exit {self.rc}\n"
+        rc = "still running" if self.rc is None else self.rc
+        text = f"$ crest {' '.join(self.args)}\n  exit {rc}\n"
         if self.stderr:
             text += "  stderr:\n" + "".join("    " + l + "\n" for l in self.stderr.splitlines())
         if self.log and Path(self.log).exists():
