@@ -86,18 +86,6 @@ static int add_proc(struct pstree *tree, pid_t pid)
 	return 0;
 }
 
-static const char *seize_error(int err)
-{
-	switch (err) {
-	case -EBUSY:
-		return "it is traced by another process";
-	case -ETIMEDOUT:
-		return "it did not stop in time (uninterruptible sleep, or a vfork parent?)";
-	default:
-		return strerror(-err);
-	}
-}
-
 /* Seizes threads of p not seized yet; *found is set when there were any. */
 static int seize_threads(struct pstree_proc *p, int timeout_ms, bool *found)
 {
@@ -121,7 +109,9 @@ static int seize_threads(struct pstree_proc *p, int timeout_ms, bool *found)
 			continue;
 		}
 		if (ret) {
-			pr_err("pid %d: cannot freeze thread %d: %s", p->pid, tid, seize_error(ret));
+			/* infect said why, except for a leader that vanished. */
+			if (ret == -ESRCH)
+				pr_err("pid %d: exited while it was being frozen", p->pid);
 			break;
 		}
 		ret = xgrow((void **)&p->threads, &p->cap_threads, p->nr_threads + 1, sizeof(pid_t));

@@ -429,8 +429,16 @@ static void abort_restore(struct restore_ctx *ctx)
 	for (size_t i = ctx->nr_procs; i-- > 0;)
 		if (ctx->slots[i].pid)
 			kill(ctx->slots[i].pid, SIGKILL);
-	if (ctx->nr_procs)
-		waitpid(ctx->procs[0].pe->pid, NULL, __WALL);
+	/*
+	 * Threads we had seized report their exit to us, and the root's own exit is reported
+	 * only after those: reap everything until the root is gone.
+	 */
+	while (ctx->slots[0].pid) {
+		pid_t pid = waitpid(-1, NULL, __WALL);
+
+		if (pid < 0 || pid == (pid_t)ctx->procs[0].pe->pid)
+			break;
+	}
 }
 
 static int write_pidfile(const char *path, pid_t pid)

@@ -286,7 +286,7 @@ static int seize_attach(pid_t tid)
 		return -ESRCH;
 	if (err == EPERM && !status_fields(tid, (const char *const[]){ "TracerPid" }, &tracer, 1) &&
 	    tracer) {
-		pr_err("tid %d: already traced by %ld", tid, tracer);
+		pr_err("tid %d: already traced by pid %ld, so it cannot be frozen", tid, tracer);
 		return -EBUSY;
 	}
 	errno = err;
