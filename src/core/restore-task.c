@@ -29,6 +29,7 @@
 #include "cli/opts.h"
 #include "files/files.h"
 #include "image/img.h"
+#include "task/task.h"
 #include "util/futex.h"
 #include "util/kernel-compat.h"
 #include "util/log.h"
@@ -288,6 +289,10 @@ static int install_fds(struct restore_ctx *ctx, struct rproc *rp, int log_fd)
 
 static int restore_cwd_umask(struct rproc *rp)
 {
+	int ret = task_restore_self(rp->pe->pid, rp->core);
+
+	if (ret)
+		return ret;
 	if (rp->core->cwd && chdir(rp->core->cwd))
 		return pr_errno(-errno, "pid %d: cannot change directory to %s", rp->pe->pid, rp->core->cwd);
 	if (rp->core->has_umask)
@@ -336,6 +341,8 @@ __attribute__((noreturn)) void restore_task(struct restore_ctx *ctx, struct rpro
 	ret = restore_cwd_umask(rp);
 	if (!ret)
 		ret = install_fds(ctx, rp, log_fd());
+	if (!ret)
+		ret = files_restore_late(ctx->files, rp->pe->pid, ctx->opts);
 	if (ret)
 		restore_fail(ctx, ret);
 	restore_nofile(ctx);

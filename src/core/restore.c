@@ -26,6 +26,7 @@
 #include "files/files.h"
 #include "image/img.h"
 #include "infect/infect.h"
+#include "task/task.h"
 #include "util/futex.h"
 #include "util/kernel-compat.h"
 #include "util/log.h"
@@ -410,6 +411,9 @@ static int finalize(struct restore_ctx *ctx)
 		if (ctx->procs[i].pe->zombie)
 			continue;
 		ret = load_threads(&ctx->procs[i]);
+		if (!ret)
+			ret = task_restore_final(ctx->procs[i].pe->pid, ctx->procs[i].core,
+						 ctx->procs[i].threads, ctx->procs[i].nr_threads);
 		if (!ret)
 			ret = unmap_restorer(ctx, &ctx->procs[i]);
 	}

@@ -211,6 +211,28 @@ int files_restore_open(struct files_restore *fr, uint32_t id, pid_t pid, const s
 	return f->kind->open(&a, f->rec);
 }
 
+int files_restore_late(struct files_restore *fr, pid_t pid, const struct crest_opts *opts)
+{
+	FdEntry **fds;
+	size_t nr;
+	int ret = files_restore_fds(fr, pid, &fds, &nr);
+
+	/* fds are sorted by number, so the first fd seen for an entry is its lowest. */
+	for (size_t i = 0; !ret && i < nr; i++) {
+		struct rst_file *f = &fr->files[fds[i]->file_id - 1];
+		struct fd_open_arg a = { .pid = pid, .id = f->fe->id, .dir = fr->dir, .opts = opts };
+		bool first = true;
+
+		if (!f->kind->restore_late)
+			continue;
+		for (size_t j = 0; j < i; j++)
+			first &= fds[j]->file_id != fds[i]->file_id;
+		if (first)
+			ret = f->kind->restore_late(&a, f->rec, fds[i]->fd, f->owner == pid);
+	}
+	return ret;
+}
+
 void files_restore_free(struct files_restore *fr)
 {
 	if (!fr)

@@ -61,8 +61,8 @@ void files_dump_free(struct files_dump *fd)
 	free(fd);
 }
 
-/* fdinfo: "pos:\t<dec>" and "flags:\t0<octal>". */
-static int read_fdinfo(pid_t pid, int fd, uint64_t *pos, uint32_t *flags)
+/* fdinfo: "pos:\t<dec>" and "flags:\t0<octal>"; *text keeps the rest for the kinds. */
+static int read_fdinfo(pid_t pid, int fd, uint64_t *pos, uint32_t *flags, char **text)
 {
 	char path[64], *buf, *p;
 
@@ -74,7 +74,7 @@ static int read_fdinfo(pid_t pid, int fd, uint64_t *pos, uint32_t *flags)
 	*pos = p ? strtoull(p + 4, NULL, 10) : 0;
 	p = strstr(buf, "flags:");
 	*flags = p ? strtoul(p + 6, NULL, 8) : 0;
-	free(buf);
+	*text = buf;
 	return 0;
 }
 
@@ -155,6 +155,7 @@ static int dump_one_fd(struct files_dump *fdump, int pidfd, pid_t pid, int fd, F
 	char path[64], link[PATH_MAX];
 	struct fd_dump_arg a = { .pid = pid, .fd = fd, .link = link, .dir = fdump->dir,
 				 .opts = fdump->opts };
+	_cleanup_free_ char *fdinfo = NULL;
 	struct stat st;
 	ssize_t n;
 	int ret, id;
@@ -165,9 +166,10 @@ static int dump_one_fd(struct files_dump *fdump, int pidfd, pid_t pid, int fd, F
 		return pr_errno(-errno, "pid %d fd %d: cannot inspect %s", pid, fd, path);
 	link[n] = '\0';
 	a.st = &st;
-	ret = read_fdinfo(pid, fd, &a.pos, &a.flags);
+	ret = read_fdinfo(pid, fd, &a.pos, &a.flags, &fdinfo);
 	if (ret)
 		return ret;
+	a.fdinfo = fdinfo;
 	fe->fd = fd;
 	fe->cloexec = a.flags & O_CLOEXEC;
 	a.flags &= ~O_CLOEXEC;

@@ -30,6 +30,7 @@ struct fd_dump_arg {
 	const struct stat *st;	/* stat of the opened file */
 	uint32_t flags;		/* file status flags (fdinfo "flags", without O_CLOEXEC) */
 	uint64_t pos;		/* fdinfo "pos" */
+	const char *fdinfo;	/* the whole of /proc/PID/fdinfo/N, for kind-specific lines */
 	struct img_dir *dir;	/* for kinds that keep data of their own (pipe contents) */
 	const struct crest_opts *opts;
 };
@@ -66,6 +67,14 @@ struct fd_kind {
 	 * O_CLOEXEC), or -errno after logging what failed and for which file.
 	 */
 	int (*open)(const struct fd_open_arg *a, const ProtobufCMessage *rec);
+	/*
+	 * Restore, optional: runs in every process holding the description, once its whole fd
+	 * table is installed (fd is this process's lowest fd number for it). For state that
+	 * refers to other descriptors by number, such as an epoll's interest list. Only the
+	 * owner (a->pid == owner) should change shared state.
+	 */
+	int (*restore_late)(const struct fd_open_arg *a, const ProtobufCMessage *rec, int fd,
+			    bool owner);
 	/* Dump: called once after every process was dumped (flush kind-private images). */
 	int (*dump_finish)(struct img_dir *dir);
 };
@@ -97,6 +106,8 @@ int files_restore_max_fd(const struct files_restore *fr);
 FileEntry *files_restore_entry(struct files_restore *fr, uint32_t id);
 /* Restore: the process that creates entry id (and its group). */
 pid_t files_restore_owner(struct files_restore *fr, uint32_t id);
+/* Runs the kinds' restore_late for pid's installed fd table. */
+int files_restore_late(struct files_restore *fr, pid_t pid, const struct crest_opts *opts);
 /* Creates the description of entry id (called in its owner); returns an fd or -errno. */
 int files_restore_open(struct files_restore *fr, uint32_t id, pid_t pid, const struct crest_opts *opts);
 size_t files_restore_nr_entries(const struct files_restore *fr);

@@ -220,6 +220,8 @@ int task_dump_core(struct infect_ctl *ctl, pid_t pid, TaskCore *tc)
 		ret = dump_exit_signal(pid, tc);
 	if (!ret)
 		ret = task_dump_pending(pid, true, &tc->shared_siginfo, &tc->n_shared_siginfo);
+	if (!ret)
+		ret = task_dump_extras(ctl, pid, tc);
 	if (ret)
 		task_free_core(tc);
 	return ret;
@@ -235,5 +237,6 @@ void task_free_core(TaskCore *tc)
 	free(tc->sigactions);
 	free(tc->cwd);
 	task_free_pending(tc->shared_siginfo, tc->n_shared_siginfo);
+	task_free_extras(tc->extras, tc->n_extras);
 	task_core__init(tc);
 }

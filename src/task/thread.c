@@ -130,6 +130,8 @@ int task_dump_thread(struct infect_ctl *ctl, pid_t tid, ThreadCore *th)
 		ret = dump_comm(tid, th);
 	if (!ret)
 		ret = task_dump_pending(tid, false, &th->siginfo, &th->n_siginfo);
+	if (!ret)
+		ret = task_dump_thread_extras(ctl, tid, th);
 	if (ret)
 		task_free_thread(th);
 	return ret;
@@ -141,5 +143,6 @@ void task_free_thread(ThreadCore *th)
 	free(th->rseq);
 	free(th->comm);
 	task_free_pending(th->siginfo, th->n_siginfo);
+	task_free_extras(th->extras, th->n_extras);
 	thread_core__init(th);
 }
