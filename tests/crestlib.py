@@ -189,6 +189,19 @@ def reap(pids):
             pass
 
 
+def reap_zombies():
+    """Reaps every zombie child of the driver. A process the tree forked after the driver's
+    snapshot is in the image too; killed by the dump, it is adopted by the driver and its pid
+    stays taken until it is reaped here."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
 @dataclass
 class Proc:
     """What a process looked like when the tree was snapshotted."""
@@ -409,6 +422,7 @@ class Tree:
             pytest.fail(f"root {self.root} still running {WAIT} s after the dump")
         assert rc < 0, f"root {self.root} exited with {rc} after the dump: it should be killed"
         self.wait_gone(snap)
+        reap_zombies()
 
     def wait_gone(self, pids, timeout=WAIT):
         deadline = time.monotonic() + timeout

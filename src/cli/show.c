@@ -18,6 +18,7 @@
 
 #include "cli/opts.h"
 #include "files/files.h"
+#include "task/task.h"
 #include "image/img.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -286,20 +287,22 @@ static size_t field_count(const ProtobufCMessage *msg, const ProtobufCFieldDescr
 	return 1;	/* required, or proto3 without presence */
 }
 
-/* file_entry.payload is the kind's own record: decode it when the kind is known. */
-static int print_fd_payload(struct jw *w, const FileEntry *fe)
+/*
+ * file_entry.payload and task_extra.payload are the record of a kind (an fd_kind or a
+ * task_kind): decode it when the kind is known, else show the bytes.
+ */
+static int print_kind_payload(struct jw *w, const char *kind, const ProtobufCBinaryData *payload,
+			      const ProtobufCMessageDescriptor *desc)
 {
-	const ProtobufCMessageDescriptor *desc;
 	ProtobufCMessage *m;
 	int err;
 
-	desc = fd_kind_payload_desc(fe->kind);
 	if (!desc)
-		return print_bytes(w, &fe->payload);
-	m = protobuf_c_message_unpack(desc, NULL, fe->payload.len, fe->payload.data);
+		return print_bytes(w, payload);
+	m = protobuf_c_message_unpack(desc, NULL, payload->len, payload->data);
 	if (!m) {
-		pr_warn("file %u: cannot decode its %s payload, shown as bytes", fe->id, fe->kind);
-		return print_bytes(w, &fe->payload);
+		pr_warn("cannot decode a %s record, shown as bytes", kind);
+		return print_bytes(w, payload);
 	}
 	err = print_message(w, m);
 	protobuf_c_message_free_unpacked(m, NULL);
@@ -336,8 +339,16 @@ static int print_field(struct jw *w, const ProtobufCMessage *msg, const Protobuf
 	int err = 0;
 
 	jw_key(w, f->name);
-	if (msg->descriptor == &file_entry__descriptor && !strcmp(f->name, "payload"))
-		return print_fd_payload(w, (const FileEntry *)msg);
+	if (msg->descriptor == &file_entry__descriptor && !strcmp(f->name, "payload")) {
+		const FileEntry *fe = (const FileEntry *)msg;
+
+		return print_kind_payload(w, fe->kind, &fe->payload, fd_kind_payload_desc(fe->kind));
+	}
+	if (msg->descriptor == &task_extra__descriptor && !strcmp(f->name, "payload")) {
+		const TaskExtra *te = (const TaskExtra *)msg;
+
+		return print_kind_payload(w, te->kind, &te->payload, task_kind_payload_desc(te->kind));
+	}
 	if (f->label != PROTOBUF_C_LABEL_REPEATED)
 		return print_value(w, f, p);
 	p = *(const char * const *)p;	/* repeated: a pointer to an array of n values */

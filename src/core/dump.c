@@ -219,6 +219,8 @@ static int write_pstree(struct dump_ctx *ctx)
 		pe.has_zombie = pe.has_exit_status = p->zombie;
 		pe.zombie = p->zombie;
 		pe.exit_status = p->exit_status;
+		if (p->zombie)
+			pe.comm = p->comm;
 		ret = img_write_msg(img, &pe.base);
 	}
 	return ret ? (img_close(img), ret) : img_close(img);

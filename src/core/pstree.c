@@ -49,6 +49,19 @@ static int read_stat(pid_t pid, struct proc_stat *ps)
 	return 0;
 }
 
+static void read_comm(pid_t pid, char *comm, size_t len)
+{
+	char path[64], *buf;
+
+	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+	buf = read_file_at(AT_FDCWD, path, NULL);
+	if (buf) {
+		buf[strcspn(buf, "\n")] = '\0';
+		snprintf(comm, len, "%s", buf);
+		free(buf);
+	}
+}
+
 struct pstree_proc *pstree_find(struct pstree *tree, pid_t pid)
 {
 	for (size_t i = 0; i < tree->nr; i++)
@@ -83,6 +96,8 @@ static int add_proc(struct pstree *tree, pid_t pid)
 	p->sid = ps.sid;
 	p->zombie = ps.state == 'Z';
 	p->exit_status = ps.exit_code;
+	if (p->zombie)
+		read_comm(pid, p->comm, sizeof(p->comm));
 	return 0;
 }
 

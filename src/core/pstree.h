@@ -15,6 +15,7 @@ struct pstree_proc {
 	size_t nr_threads, cap_threads;
 	bool zombie;
 	int exit_status;	/* zombies: the wait(2) status */
+	char comm[16];		/* zombies: the name, /proc/PID/comm */
 };
 
 struct pstree {

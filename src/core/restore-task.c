@@ -119,6 +119,8 @@ __attribute__((noreturn)) static void become_zombie(struct rproc *rp)
 {
 	int status = rp->pe->exit_status;
 
+	if (rp->pe->comm)
+		prctl(PR_SET_NAME, rp->pe->comm, 0, 0, 0);
 	if (WIFSIGNALED(status)) {
 		struct rlimit no_core = { 0, 0 };
 		sigset_t set;

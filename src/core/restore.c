@@ -34,6 +34,21 @@
 
 #define RESTORE_TIMEOUT_MS 120000
 
+static int check_threads(struct rproc *rp)
+{
+	pid_t pid = rp->pe->pid;
+
+	if (rp->nr_threads != rp->pe->n_threads || !rp->nr_threads || rp->threads[0]->tid != rp->pe->pid)
+		return pr_errno(-EINVAL, "core-%d.img: has %zu threads, pstree.img says %zu",
+				pid, rp->nr_threads, rp->pe->n_threads);
+	for (size_t t = 0; t < rp->nr_threads; t++)
+		if (rp->threads[t]->tid != rp->pe->threads[t])
+			return pr_errno(-EINVAL, "core-%d.img: thread %u does not match pstree.img",
+					pid, rp->threads[t]->tid);
+	return 0;
+}
+
+/* core-<pid>.img: the task record, then one record per thread. */
 static int read_core(struct restore_ctx *ctx, struct rproc *rp)
 {
 	pid_t pid = rp->pe->pid;
@@ -45,29 +60,10 @@ static int read_core(struct restore_ctx *ctx, struct rproc *rp)
 	ret = img_read(img, task_core, &rp->core);
 	if (!ret && !rp->core)
 		ret = pr_errno(-EINVAL, "core-%d.img: empty", pid);
-	rp->threads = xzalloc((rp->pe->n_threads + 1) * sizeof(*rp->threads));
-	if (!rp->threads)
-		ret = -ENOMEM;
-	while (!ret) {
-		ThreadCore *tc;
-
-		ret = img_read(img, thread_core, &tc);
-		if (ret || !tc)
-			break;
-		if (rp->nr_threads >= rp->pe->n_threads || tc->tid != rp->pe->threads[rp->nr_threads]) {
-			pr_err("core-%d.img: thread %u does not match pstree.img", pid, tc->tid);
-			thread_core__free_unpacked(tc, NULL);
-			ret = -EINVAL;
-			break;
-		}
-		rp->threads[rp->nr_threads++] = tc;
-	}
+	if (!ret)
+		ret = img_read_rest(img, thread_core, &rp->threads, &rp->nr_threads);
 	img_close(img);
-	if (!ret && (rp->nr_threads != rp->pe->n_threads || !rp->nr_threads ||
-		     rp->threads[0]->tid != rp->pe->pid))
-		ret = pr_errno(-EINVAL, "core-%d.img: has %zu threads, pstree.img says %zu",
-			       pid, rp->nr_threads, rp->pe->n_threads);
-	return ret;
+	return ret ? ret : check_threads(rp);
 }
 
 static int link_parent(struct restore_ctx *ctx, struct rproc *rp)
@@ -95,30 +91,24 @@ static int link_parent(struct restore_ctx *ctx, struct rproc *rp)
 static int read_pstree(struct restore_ctx *ctx)
 {
 	struct img *img = img_open(ctx->dir, IMG_MAGIC_PSTREE, "pstree.img");
-	size_t cap = 0;
-	int ret = 0;
+	PstreeEntry **entries = NULL;
+	int ret;
 
 	if (!img)
 		return errno == ENOENT ? pr_errno(-ENOENT, "pstree.img: missing from the image") : -errno;
-	while (!ret) {
-		PstreeEntry *pe;
-
-		ret = img_read(img, pstree_entry, &pe);
-		if (ret || !pe)
-			break;
-		ret = xgrow((void **)&ctx->procs, &cap, ctx->nr_procs + 1, sizeof(*ctx->procs));
-		if (ret) {
-			pstree_entry__free_unpacked(pe, NULL);
-			break;
-		}
-		ctx->procs[ctx->nr_procs].pe = pe;
-		ctx->procs[ctx->nr_procs].idx = ctx->nr_procs;
-		ctx->nr_procs++;
-	}
+	ret = img_read_rest(img, pstree_entry, &entries, &ctx->nr_procs);
 	img_close(img);
-	if (!ret && (!ctx->nr_procs || ctx->procs[0].pe->pid != ctx->inv->root_pid))
+	if (ret)
+		return ret;
+	if (!ctx->nr_procs || entries[0]->pid != ctx->inv->root_pid)
 		ret = pr_errno(-EINVAL, "pstree.img: does not start with the root pid %u", ctx->inv->root_pid);
-	return ret;
+	ctx->procs = xzalloc(ctx->nr_procs * sizeof(*ctx->procs) + 1);
+	for (size_t i = 0; ctx->procs && i < ctx->nr_procs; i++) {
+		ctx->procs[i].pe = entries[i];
+		ctx->procs[i].idx = i;
+	}
+	free(entries);
+	return ctx->procs ? ret : -ENOMEM;
 }
 
 static int read_tree(struct restore_ctx *ctx)

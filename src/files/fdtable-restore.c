@@ -57,62 +57,46 @@ static int decode_entry(struct rst_file *f)
 static int read_files(struct files_restore *fr)
 {
 	struct img *img = img_open(fr->dir, IMG_MAGIC_FILES, "files.img");
-	size_t cap = 0;
-	int ret = 0;
+	FileEntry **entries = NULL;
+	int ret;
 
 	if (!img)
 		return errno == ENOENT ? pr_errno(-ENOENT, "files.img: missing from the image") : -errno;
-	while (!ret) {
-		FileEntry *fe;
-
-		ret = img_read(img, file_entry, &fe);
-		if (ret || !fe)
-			break;
-		if (fe->id != fr->nr_files + 1) {
-			pr_err("files.img: entry %zu has id %u (ids must run from 1)", fr->nr_files + 1, fe->id);
-			file_entry__free_unpacked(fe, NULL);
-			ret = -EINVAL;
-			break;
-		}
-		ret = xgrow((void **)&fr->files, &cap, fr->nr_files + 1, sizeof(*fr->files));
-		if (ret) {
-			file_entry__free_unpacked(fe, NULL);
-			break;
-		}
-		fr->files[fr->nr_files].fe = fe;
-		ret = decode_entry(&fr->files[fr->nr_files++]);
-	}
+	ret = img_read_rest(img, file_entry, &entries, &fr->nr_files);
 	img_close(img);
+	if (ret)
+		return ret;
+	fr->files = xzalloc(fr->nr_files * sizeof(*fr->files) + 1);
+	for (size_t i = 0; fr->files && i < fr->nr_files; i++)
+		fr->files[i].fe = entries[i];
+	free(entries);
+	if (!fr->files)
+		return -ENOMEM;
+	for (size_t i = 0; !ret && i < fr->nr_files; i++) {
+		if (fr->files[i].fe->id != i + 1)
+			ret = pr_errno(-EINVAL, "files.img: entry %zu has id %u (ids must run from 1)",
+				       i + 1, fr->files[i].fe->id);
+		else
+			ret = decode_entry(&fr->files[i]);
+	}
 	return ret;
 }
 
 static int read_fdtable(struct files_restore *fr, struct rst_fdtable *t)
 {
 	struct img *img = img_open(fr->dir, IMG_MAGIC_FDINFO, "fdinfo-%d.img", t->pid);
-	size_t cap = 0;
-	int ret = 0;
+	int ret;
 
 	if (!img)
 		return errno == ENOENT ? pr_errno(-ENOENT, "fdinfo-%d.img: missing from the image", t->pid) : -errno;
-	while (!ret) {
-		FdEntry *fe;
-
-		ret = img_read(img, fd_entry, &fe);
-		if (ret || !fe)
-			break;
-		if (!fe->file_id || fe->file_id > fr->nr_files) {
-			pr_err("fdinfo-%d.img: fd %u refers to file %u, not in files.img", t->pid, fe->fd, fe->file_id);
-			fd_entry__free_unpacked(fe, NULL);
-			ret = -EINVAL;
-			break;
-		}
-		ret = xgrow((void **)&t->fds, &cap, t->nr + 1, sizeof(*t->fds));
-		if (!ret) {
-			t->fds[t->nr++] = fe;
-			fr->max_fd = MAX(fr->max_fd, (int)fe->fd);
-		}
-	}
+	ret = img_read_rest(img, fd_entry, &t->fds, &t->nr);
 	img_close(img);
+	for (size_t i = 0; !ret && i < t->nr; i++) {
+		if (!t->fds[i]->file_id || t->fds[i]->file_id > fr->nr_files)
+			ret = pr_errno(-EINVAL, "fdinfo-%d.img: fd %u refers to file %u, not in files.img",
+				       t->pid, t->fds[i]->fd, t->fds[i]->file_id);
+		fr->max_fd = MAX(fr->max_fd, (int)t->fds[i]->fd);
+	}
 	return ret;
 }
 

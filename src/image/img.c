@@ -859,6 +859,37 @@ int img_read_msg(struct img *img, const ProtobufCMessageDescriptor *desc, Protob
 	return err;
 }
 
+int img_read_all(struct img *img, const ProtobufCMessageDescriptor *desc,
+		 ProtobufCMessage ***ret, size_t *nr)
+{
+	ProtobufCMessage **all = NULL, *msg;
+	size_t n = 0, cap = 0;
+	int err;
+
+	while (!(err = img_read_msg(img, desc, &msg)) && msg) {
+		if (xgrow((void **)&all, &cap, n + 1, sizeof(*all))) {
+			protobuf_c_message_free_unpacked(msg, NULL);
+			err = -ENOMEM;
+			break;
+		}
+		all[n++] = msg;
+	}
+	if (err) {
+		img_free_all(all, n);
+		return err;
+	}
+	*ret = all;
+	*nr = n;
+	return 0;
+}
+
+void img_free_all(ProtobufCMessage **msgs, size_t nr)
+{
+	for (size_t i = 0; i < nr; i++)
+		protobuf_c_message_free_unpacked(msgs[i], NULL);
+	free(msgs);
+}
+
 /* Checks the checksum once the last byte has been read, if every byte went through here. */
 static int img_raw_account(struct img *img, const void *buf, size_t len)
 {

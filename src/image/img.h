@@ -84,6 +84,15 @@ int img_write_msg(struct img *img, const ProtobufCMessage *msg);
  * of the file, or -errno after logging (truncated record, undecodable message).
  */
 int img_read_msg(struct img *img, const ProtobufCMessageDescriptor *desc, ProtobufCMessage **ret);
+/*
+ * Reads every remaining record of type desc into a new array (*ret, *nr; an empty file
+ * gives NULL and 0). Free with img_free_all.
+ */
+int img_read_all(struct img *img, const ProtobufCMessageDescriptor *desc,
+		 ProtobufCMessage ***ret, size_t *nr);
+void img_free_all(ProtobufCMessage **msgs, size_t nr);
+#define img_read_rest(img, type, ret, nr) \
+	img_read_all((img), &type##__descriptor, (ProtobufCMessage ***)(ret), (nr))
 /* Convenience wrappers for generated types: img_read(img, pstree_entry, &e). */
 #define img_read(img, type, ret) \
 	img_read_msg((img), &type##__descriptor, (ProtobufCMessage **)(ret))

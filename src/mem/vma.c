@@ -318,7 +318,6 @@ int mem_read_map(struct img_dir *dir, pid_t pid, struct mem_map *ret)
 {
 	struct mem_map map = { 0 };
 	struct img *img = img_open(dir, IMG_MAGIC_MM, "mm-%d.img", pid);
-	size_t cap = 0;
 	int err;
 
 	if (!img) {
@@ -331,19 +330,8 @@ int mem_read_map(struct img_dir *dir, pid_t pid, struct mem_map *ret)
 		pr_err("mm-%d.img: empty", pid);
 		err = -EINVAL;
 	}
-	while (!err) {
-		VmaEntry *vma;
-
-		err = img_read(img, vma_entry, &vma);
-		if (err || !vma)
-			break;
-		err = xgrow((void **)&map.vmas, &cap, map.nr_vmas + 1, sizeof(*map.vmas));
-		if (err) {
-			vma_entry__free_unpacked(vma, NULL);
-			break;
-		}
-		map.vmas[map.nr_vmas++] = vma;
-	}
+	if (!err)
+		err = img_read_rest(img, vma_entry, &map.vmas, &map.nr_vmas);
 	img_close(img);
 	if (err) {
 		mem_map_free(&map);
