@@ -291,10 +291,6 @@ static int install_fds(struct restore_ctx *ctx, struct rproc *rp, int log_fd)
 
 static int restore_cwd_umask(struct rproc *rp)
 {
-	int ret = task_restore_self(rp->pe->pid, rp->core);
-
-	if (ret)
-		return ret;
 	if (rp->core->cwd && chdir(rp->core->cwd))
 		return pr_errno(-errno, "pid %d: cannot change directory to %s", rp->pe->pid, rp->core->cwd);
 	if (rp->core->has_umask)
@@ -348,5 +344,9 @@ __attribute__((noreturn)) void restore_task(struct restore_ctx *ctx, struct rpro
 	if (ret)
 		restore_fail(ctx, ret);
 	restore_nofile(ctx);
+	/* Last, so that limits and the like restored here bind nothing crest still does. */
+	ret = task_restore_self(rp->pe->pid, rp->core);
+	if (ret)
+		restore_fail(ctx, ret);
 	restore_jump(ctx, rp, args);
 }

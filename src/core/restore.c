@@ -350,16 +350,25 @@ static int run_barriers(struct restore_ctx *ctx, uint64_t deadline)
 	return wait_count(ctx, &ctx->ctl->threads_parked, ctx->nr_threads, deadline);
 }
 
-/* Loads registers, extended state and signal mask into every parked thread of rp. */
+static int seize_threads(struct rproc *rp)
+{
+	for (size_t t = 0; t < rp->nr_threads; t++) {
+		int ret = infect_seize(rp->threads[t]->tid, 10000);
+
+		if (ret)
+			return pr_errno(ret, "pid %d: cannot seize restored thread %u", rp->pe->pid,
+					rp->threads[t]->tid);
+	}
+	return 0;
+}
+
+/* Registers, extended state and signal mask: the very last thing before the tree runs. */
 static int load_threads(struct rproc *rp)
 {
 	for (size_t t = 0; t < rp->nr_threads; t++) {
 		const ThreadCore *tc = rp->threads[t];
-		int ret = infect_seize(tc->tid, 10000);
+		int ret = arch_restore_thread_regs(tc->tid, tc);
 
-		if (ret)
-			return pr_errno(ret, "pid %d: cannot seize restored thread %u", rp->pe->pid, tc->tid);
-		ret = arch_restore_thread_regs(tc->tid, tc);
 		if (ret)
 			return ret;
 		if (ptrace(PTRACE_SETSIGMASK, tc->tid, sizeof(uint64_t), &tc->blocked))
@@ -368,45 +377,56 @@ static int load_threads(struct rproc *rp)
 	return 0;
 }
 
-/* The restorer region and the control area go last, from outside, by a remote munmap. */
-static int unmap_restorer(struct restore_ctx *ctx, struct rproc *rp)
+/* The restorer region and the control area go from outside, by a remote munmap. */
+static int unmap_restorer(struct restore_ctx *ctx, struct rproc *rp, struct infect_ctl *ctl)
 {
 	struct rst_slot *slot = &ctx->slots[rp->idx];
 	long args[2][6] = {
 		{ (long)slot->bootstrap_start, (long)slot->bootstrap_len },
 		{ (long)ctx->ctl, (long)ctx->ctl_len },
 	};
-	struct infect_ctl *ctl = NULL;
 	long res;
-	int ret = infect_ctl_open(rp->pe->pid, rp->pe->pid, &ctl);
+	int ret = 0;
 
 	pr_debug("pid %d: removing the restorer at %#" PRIx64 " (%" PRIu64 " bytes)", rp->pe->pid,
 		 slot->bootstrap_start, slot->bootstrap_len);
-
 	for (int i = 0; !ret && i < 2; i++) {
 		ret = infect_syscall(ctl, SYS_munmap, args[i], &res);
 		if (!ret && res < 0)
 			ret = pr_errno((int)res, "pid %d: cannot unmap the restorer", rp->pe->pid);
 	}
+	return ret;
+}
+
+/*
+ * Every thread is parked in the restorer. Seized, they run the remote calls of the task
+ * kinds (state only a task can set on itself: credentials, timers, ...) on the restorer's
+ * stack, where no target stack is disturbed; the restorer goes; closing the remote channel
+ * puts the restorer-time registers back, and only then are the target's registers loaded.
+ */
+static int finalize_proc(struct restore_ctx *ctx, struct rproc *rp)
+{
+	struct infect_ctl *ctl = NULL;
+	int ret = seize_threads(rp);
+
+	if (!ret)
+		ret = infect_ctl_open(rp->pe->pid, rp->pe->pid, &ctl);
+	if (!ret)
+		ret = task_restore_final(ctl, rp->pe->pid, rp->core, rp->threads, rp->nr_threads);
+	if (!ret)
+		ret = unmap_restorer(ctx, rp, ctl);
 	if (ctl)
 		infect_ctl_close(ctl);
-	return ret;
+	return ret ? ret : load_threads(rp);
 }
 
 static int finalize(struct restore_ctx *ctx)
 {
 	int ret = 0;
 
-	for (size_t i = 0; !ret && i < ctx->nr_procs; i++) {
-		if (ctx->procs[i].pe->zombie)
-			continue;
-		ret = load_threads(&ctx->procs[i]);
-		if (!ret)
-			ret = task_restore_final(ctx->procs[i].pe->pid, ctx->procs[i].core,
-						 ctx->procs[i].threads, ctx->procs[i].nr_threads);
-		if (!ret)
-			ret = unmap_restorer(ctx, &ctx->procs[i]);
-	}
+	for (size_t i = 0; !ret && i < ctx->nr_procs; i++)
+		if (!ctx->procs[i].pe->zombie)
+			ret = finalize_proc(ctx, &ctx->procs[i]);
 	if (ret)
 		return ret;
 	for (size_t i = 0; i < ctx->nr_procs; i++)

@@ -12,7 +12,13 @@
 #include "util/log.h"
 #include "util/util.h"
 
+extern const struct task_kind task_kind_rlimits;
+extern const struct task_kind task_kind_sched;
+
+/* In the order their restore takes effect: credentials and seccomp must stay last. */
 const struct task_kind *const task_kinds[] = {
+	&task_kind_rlimits,
+	&task_kind_sched,
 	NULL,
 };
 
@@ -98,50 +104,83 @@ void task_free_extras(TaskExtra **extras, size_t nr)
 	free(extras);
 }
 
-typedef int (*restore_op)(pid_t pid, const ProtobufCMessage *rec);
-
-/* Decodes each extra and hands it to the op its kind has for this moment. */
-static int restore_kinds(pid_t pid, TaskExtra *const *extras, size_t nr, size_t op_offset)
+/* Finds the record of kind in extras and decodes it; *ret is NULL when there is none. */
+static int find_record(pid_t pid, const struct task_kind *kind, TaskExtra *const *extras,
+		       size_t nr, ProtobufCMessage **ret)
 {
+	*ret = NULL;
 	for (size_t i = 0; i < nr; i++) {
-		const struct task_kind *kind = kind_by_name(extras[i]->kind);
-		ProtobufCMessage *rec;
-		restore_op op;
-		int ret;
-
-		if (!kind) {
-			pr_err("pid %d: the image has task state '%s' this crest does not know",
-			       pid, extras[i]->kind);
-			return -EINVAL;
-		}
-		op = *(restore_op *)((const char *)kind + op_offset);
-		if (!op)
+		if (strcmp(extras[i]->kind, kind->name))
 			continue;
-		rec = protobuf_c_message_unpack(kind->desc, NULL, extras[i]->payload.len,
-						extras[i]->payload.data);
-		if (!rec)
+		*ret = protobuf_c_message_unpack(kind->desc, NULL, extras[i]->payload.len,
+						 extras[i]->payload.data);
+		if (!*ret)
 			return pr_errno(-EINVAL, "pid %d: undecodable '%s' record", pid, kind->name);
-		ret = op(pid, rec);
-		protobuf_c_message_free_unpacked(rec, NULL);
-		if (ret)
-			return ret;
+		return 0;
 	}
+	return 0;
+}
+
+/* A record of a kind this crest does not know would be lost: refuse it. */
+static int check_known(pid_t pid, TaskExtra *const *extras, size_t nr)
+{
+	for (size_t i = 0; i < nr; i++)
+		if (!kind_by_name(extras[i]->kind))
+			return pr_errno(-EINVAL, "pid %d: the image has task state '%s' this crest does not know",
+					pid, extras[i]->kind);
 	return 0;
 }
 
 int task_restore_self(pid_t pid, const TaskCore *tc)
 {
-	return restore_kinds(pid, tc->extras, tc->n_extras,
-			     offsetof(struct task_kind, restore_self));
+	int ret = check_known(pid, tc->extras, tc->n_extras);
+
+	for (size_t i = 0; !ret && task_kinds[i]; i++) {
+		const struct task_kind *kind = task_kinds[i];
+		ProtobufCMessage *rec;
+
+		if (!kind->restore_self)
+			continue;
+		ret = find_record(pid, kind, tc->extras, tc->n_extras, &rec);
+		if (!ret && rec)
+			ret = kind->restore_self(pid, rec);
+		if (rec)
+			protobuf_c_message_free_unpacked(rec, NULL);
+	}
+	return ret;
 }
 
-int task_restore_final(pid_t pid, const TaskCore *tc, ThreadCore *const *threads, size_t nr)
+/* One kind, process-wide then per thread, so that table order is the order of effects. */
+static int restore_final_kind(const struct task_kind *kind, struct infect_ctl *ctl, pid_t pid,
+			      const TaskCore *tc, ThreadCore *const *threads, size_t nr)
 {
-	int ret = restore_kinds(pid, tc->extras, tc->n_extras,
-				offsetof(struct task_kind, restore_final));
+	ProtobufCMessage *rec = NULL;
+	int ret = 0;
+
+	if (kind->restore_final)
+		ret = find_record(pid, kind, tc->extras, tc->n_extras, &rec);
+	if (!ret && rec)
+		ret = kind->restore_final(ctl, pid, rec);
+	if (rec)
+		protobuf_c_message_free_unpacked(rec, NULL);
+	for (size_t t = 0; !ret && kind->restore_thread_final && t < nr; t++) {
+		ret = find_record(threads[t]->tid, kind, threads[t]->extras, threads[t]->n_extras, &rec);
+		if (!ret && rec)
+			ret = kind->restore_thread_final(ctl, threads[t]->tid, rec);
+		if (rec)
+			protobuf_c_message_free_unpacked(rec, NULL);
+	}
+	return ret;
+}
+
+int task_restore_final(struct infect_ctl *ctl, pid_t pid, const TaskCore *tc,
+		       ThreadCore *const *threads, size_t nr)
+{
+	int ret = 0;
 
 	for (size_t t = 0; !ret && t < nr; t++)
-		ret = restore_kinds(threads[t]->tid, threads[t]->extras, threads[t]->n_extras,
-				    offsetof(struct task_kind, restore_thread_final));
+		ret = check_known(threads[t]->tid, threads[t]->extras, threads[t]->n_extras);
+	for (size_t i = 0; !ret && task_kinds[i]; i++)
+		ret = restore_final_kind(task_kinds[i], ctl, pid, tc, threads, nr);
 	return ret;
 }

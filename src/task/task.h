@@ -52,11 +52,14 @@ struct task_kind {
 	 */
 	int (*restore_self)(pid_t pid, const ProtobufCMessage *rec);
 	/*
-	 * Restore, in the controller, once every thread of pid exists with its registers loaded
-	 * and is still stopped: for state settable from outside (scheduling, affinity, ...).
+	 * Restore, in the controller, once every thread of pid exists and is stopped (seized)
+	 * inside the restorer, before the target's registers are loaded. ctl runs remote
+	 * syscalls in the process (infect_syscall_tid for a given thread), for state a task
+	 * can only set on itself; state settable from outside (scheduling, affinity) needs no
+	 * ctl. Kinds run in table order: credentials and seccomp come last.
 	 */
-	int (*restore_final)(pid_t pid, const ProtobufCMessage *rec);
-	int (*restore_thread_final)(pid_t tid, const ProtobufCMessage *rec);
+	int (*restore_final)(struct infect_ctl *ctl, pid_t pid, const ProtobufCMessage *rec);
+	int (*restore_thread_final)(struct infect_ctl *ctl, pid_t tid, const ProtobufCMessage *rec);
 };
 
 /* The task kinds (task/kinds.c), NULL-terminated. */
@@ -69,7 +72,8 @@ int task_dump_thread_extras(struct infect_ctl *ctl, pid_t tid, ThreadCore *th);
 void task_free_extras(TaskExtra **extras, size_t nr);
 /* Restore: runs restore_self of the kinds in tc (in the process being restored). */
 int task_restore_self(pid_t pid, const TaskCore *tc);
-/* Restore: runs restore_final / restore_thread_final (in the controller). */
-int task_restore_final(pid_t pid, const TaskCore *tc, ThreadCore *const *threads, size_t nr);
+/* Restore: runs restore_final / restore_thread_final (in the controller), kind by kind. */
+int task_restore_final(struct infect_ctl *ctl, pid_t pid, const TaskCore *tc,
+		       ThreadCore *const *threads, size_t nr);
 
 #endif
