@@ -76,7 +76,7 @@ int page_writer_add(struct page_writer *pw, uint64_t vaddr, char *buf, size_t le
 	for (size_t off = 0; off < len; off += PAGE) {
 		uint64_t addr = vaddr + off;
 
-		if (page_is_zero(buf + off))
+		if (!pw->keep_zero && page_is_zero(buf + off))
 			continue;
 		if (pw->run_pages && pw->run_start + pw->run_pages * PAGE == addr) {
 			pw->run_pages++;
@@ -253,9 +253,12 @@ int mem_dump_pages(struct img_dir *dir, pid_t pid, const struct mem_map *map, ui
 	snprintf(id, sizeof(id), "%d", pid);
 	ret = page_writer_open(&c->pw, dir, id);
 	/* Runs end at mapping boundaries: restore puts each run into one premapped area. */
-	for (size_t i = 0; !ret && i < map->nr_vmas; i++)
-		if (vma_has_private_pages(map->vmas[i]))
-			ret = dump_vma(c, map->vmas[i]) ?: page_writer_break(&c->pw);
+	for (size_t i = 0; !ret && i < map->nr_vmas; i++) {
+		if (!vma_has_private_pages(map->vmas[i]))
+			continue;
+		c->pw.keep_zero = map->vmas[i]->kind != VMA_KIND__VMA_ANON;
+		ret = dump_vma(c, map->vmas[i]) ?: page_writer_break(&c->pw);
+	}
 	if (!ret)
 		ret = page_writer_close(&c->pw);
 	else

@@ -16,6 +16,12 @@ struct page_writer {
 	uint64_t run_start;	/* the run being extended */
 	uint32_t run_pages;
 	uint64_t bytes;		/* page bytes written */
+	/*
+	 * Keep all-zero pages too. Dropping them is right only where a page left out reads as
+	 * zero at restore (anonymous memory, a shmem hole); over a private file mapping the
+	 * file's own bytes would show through instead.
+	 */
+	bool keep_zero;
 };
 
 int page_writer_open(struct page_writer *pw, struct img_dir *dir, const char *id);

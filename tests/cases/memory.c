@@ -37,7 +37,7 @@ extern char **environ;
 /* ---- the regions ---- */
 
 static uint8_t *small[NSMALL], *large, *brk_area, *brk_end;
-static uint8_t *holes, *untouched, *growsdown, *zeros, *shmem, *priv, *shared;
+static uint8_t *holes, *untouched, *growsdown, *zeros, *shmem, *priv, *shared, *priv_zeroed;
 static uint64_t data_arr[512] = { 1, 2, 3, 5, 8, 13, 21, 34 };
 static uint8_t bss_arr[3 * 4096 + 17];
 static int64_t mono0, real0;
@@ -330,6 +330,9 @@ static void setup_maps(void)
 	memset(zeros + 2 * ps, 0, 4 * ps);
 
 	priv = map_file("private", 4, 80, MAP_PRIVATE);
+	/* A private file page written full of zeros: only the image can say it is zero now. */
+	priv_zeroed = map_file("private-zeroed", 2, 70, MAP_PRIVATE);
+	memset(priv_zeroed + ps, 0, ps);
 	fill(priv + 1 * ps, ps, 91);
 	fill(priv + 3 * ps, ps, 93);
 	(void)*(volatile uint8_t *)priv;	/* page 0 read (file page mapped), page 2 never */
@@ -548,6 +551,15 @@ static void check_private(void)
 	check_fill(priv + 3 * ps, ps, 93, "private: page 3 (written, COW) differs");
 	check_file_page("private", 1, 81, "private");
 	check_file_page("private", 3, 83, "private");
+	if (case_sabotage("private_zeroed"))
+		madvise(priv_zeroed + ps, ps, MADV_DONTNEED);	/* the file's bytes show again */
+	check_fill(priv_zeroed, ps, 70, "private-zeroed: page 0 (from the file) differs");
+	for (long i = 0; i < ps; i++)
+		if (priv_zeroed[ps + i]) {
+			case_fail("private-zeroed: page 1, written with zeros, has %#x at %ld",
+				  priv_zeroed[ps + i], i);
+			break;
+		}
 }
 
 static void check_shared(void)
