@@ -56,7 +56,8 @@ static void print_help(FILE *out)
 		"Common options:\n"
 		"  -D, --images-dir DIR    image directory (default \".\")\n"
 		"  -o, --log-file FILE     write the log to FILE instead of stderr\n"
-		"  -v[N], --verbosity N    log level 0 (results only) to 4 (debug); default 2\n"
+		"  -v[N], --verbosity[=N]  log level 0 (results only) to 4 (debug); default 2;\n"
+		"                          -v alone (or -vv...) raises it by one per v\n"
 		"  -h, --help              this help; `crest VERB --help` for a verb\n"
 		"  -V, --version           print the version\n");
 }

@@ -20,6 +20,7 @@
 #include "image/img.h"
 #include "infect/infect.h"
 #include "mem/mem.h"
+#include "ns/ns.h"
 #include "pstree.pb-c.h"
 #include "task/task.h"
 #include "util/log.h"
@@ -78,8 +79,11 @@ static int stage_freeze(struct dump_ctx *ctx)
 	ctx->procs = xzalloc(ctx->tree.nr * sizeof(*ctx->procs));
 	if (!ctx->procs)
 		return -ENOMEM;
-	for (size_t i = 0; i < ctx->tree.nr; i++)
+	for (size_t i = 0; i < ctx->tree.nr; i++) {
 		ctx->procs[i].p = &ctx->tree.procs[i];
+		if (!ctx->tree.procs[i].zombie && (ret = ns_check_dumpable(ctx->tree.procs[i].pid)))
+			return ret;
+	}
 	return check_sessions(ctx);
 }
 

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/rseq.h>
@@ -87,6 +88,14 @@ int restore_fork(struct restore_ctx *ctx, struct rproc *rp)
 	return 0;
 }
 
+static bool in_tree(const struct restore_ctx *ctx, pid_t pid)
+{
+	for (size_t i = 0; i < ctx->nr_procs; i++)
+		if ((pid_t)ctx->procs[i].pe->pid == pid)
+			return true;
+	return false;
+}
+
 /* Sessions and groups: a process is in its parent's unless it made its own. */
 static int setup_session(struct restore_ctx *ctx, struct rproc *rp)
 {
@@ -101,7 +110,7 @@ static int setup_session(struct restore_ctx *ctx, struct rproc *rp)
 		pid_t want = pe->pgid;
 
 		/* A group whose leader is outside the tree is the shell's (--shell-job). */
-		if (!rp->parent && ctx->inv->shell_job)
+		if (ctx->inv->shell_job && !in_tree(ctx, pe->pgid))
 			want = ctx->shell_pgid;
 		if (setpgid(0, want))
 			return pr_errno(-errno, "pid %d: cannot join process group %d", pe->pid, want);
@@ -289,8 +298,12 @@ static int install_fds(struct restore_ctx *ctx, struct rproc *rp, int log_fd)
 	return 0;
 }
 
+/* cwd, umask and personality: process-wide, set by the process itself. */
 static int restore_cwd_umask(struct rproc *rp)
 {
+	if (rp->core->has_personality && personality(rp->core->personality) < 0)
+		return pr_errno(-errno, "pid %d: cannot set personality %#x", rp->pe->pid,
+				rp->core->personality);
 	if (rp->core->cwd && chdir(rp->core->cwd))
 		return pr_errno(-errno, "pid %d: cannot change directory to %s", rp->pe->pid, rp->core->cwd);
 	if (rp->core->has_umask)

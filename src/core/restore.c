@@ -559,8 +559,11 @@ int crest_restore(const struct crest_opts *opts)
 	root = ctx.procs[0].pe->pid;
 	if (opts->display_stats)
 		stats_print(&ctx.stats, "restore");
-	if (opts->pidfile && write_pidfile(opts->pidfile, root))
+	if (opts->pidfile && write_pidfile(opts->pidfile, root)) {
+		/* Whoever asked for the pidfile could not find the tree: take it back. */
+		abort_restore(&ctx);
 		return -EIO;
+	}
 	give_terminal(&ctx);
 	pr_info("restored %zu process(es), root pid %d", ctx.nr_procs, root);
 	if (opts->restore_detached)

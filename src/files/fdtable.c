@@ -36,6 +36,7 @@ struct files_dump {
 	size_t nr_known, cap_known;
 	FileEntry **entries;
 	size_t nr_entries, cap_entries;
+	bool finished;		/* the kinds' dump_finish ran */
 };
 
 int files_dump_open(struct img_dir *dir, const struct crest_opts *opts, struct files_dump **ret)
@@ -54,6 +55,10 @@ void files_dump_free(struct files_dump *fd)
 {
 	if (!fd)
 		return;
+	/* A failed dump still lets each kind drop its images and state. */
+	for (size_t i = 0; !fd->finished && fd_kinds[i]; i++)
+		if (fd_kinds[i]->dump_finish)
+			fd_kinds[i]->dump_finish(fd->dir);
 	for (size_t i = 0; i < fd->nr_entries; i++)
 		file_entry__free_unpacked(fd->entries[i], NULL);
 	free(fd->entries);
@@ -263,8 +268,12 @@ int files_dump_finish(struct files_dump *fdump)
 	for (size_t i = 0; !ret && i < fdump->nr_entries; i++)
 		ret = img_write_msg(img, &fdump->entries[i]->base);
 	ret = ret ? (img_close(img), ret) : img_close(img);
-	for (size_t i = 0; !ret && fd_kinds[i]; i++)
-		if (fd_kinds[i]->dump_finish)
-			ret = fd_kinds[i]->dump_finish(fdump->dir);
+	fdump->finished = true;
+	for (size_t i = 0; fd_kinds[i]; i++)
+		if (fd_kinds[i]->dump_finish) {
+			int err = fd_kinds[i]->dump_finish(fdump->dir);
+
+			ret = ret ? ret : err;
+		}
 	return ret;
 }
