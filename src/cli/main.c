@@ -25,6 +25,11 @@ static const struct verb verbs[] = {
 	  "  -R, --leave-running     let the tree run on after the dump\n"
 	  "  -j, --shell-job         the tree belongs to a shell's session and terminal\n"
 	  "      --timeout S         seconds to wait for each task to stop (default 10)\n"
+	  "      --ghost-limit SIZE  largest deleted-but-open file to save (default 1M;\n"
+	  "                          K, M, G suffixes)\n"
+	  "      --file-locks        save file locks (without it, a held lock fails the dump)\n"
+	  "      --ext-unix-sk       allow unix sockets whose peer is outside the tree\n"
+	  "      --tcp-established   CRIU's option; established TCP is not supported yet\n"
 	  "      --display-stats     print the time of each stage\n" },
 	{ "restore", cmd_restore,
 	  "crest restore -D DIR [options]\n"
@@ -34,6 +39,8 @@ static const struct verb verbs[] = {
 	  "  -d, --restore-detached  return once the tree runs\n"
 	  "      --pidfile FILE      write the restored root's PID to FILE\n"
 	  "  -j, --shell-job         put a shell job onto crest's own terminal\n"
+	  "      --ext-unix-sk       reconnect unix sockets whose peer was outside the tree\n"
+	  "      --tcp-close         restore TCP connections closed instead of refusing\n"
 	  "      --display-stats     print the time of each stage\n" },
 	{ "check", cmd_check,
 	  "crest check\n"
@@ -62,7 +69,10 @@ static void print_help(FILE *out)
 		"  -V, --version           print the version\n");
 }
 
-enum { OPT_PIDFILE = 256, OPT_TIMEOUT, OPT_STATS };
+enum {
+	OPT_PIDFILE = 256, OPT_TIMEOUT, OPT_STATS, OPT_GHOST_LIMIT, OPT_FILE_LOCKS,
+	OPT_EXT_UNIX_SK, OPT_TCP_ESTABLISHED, OPT_TCP_CLOSE,
+};
 
 static const struct option long_opts[] = {
 	{ "tree", required_argument, NULL, 't' },
@@ -75,6 +85,11 @@ static const struct option long_opts[] = {
 	{ "pidfile", required_argument, NULL, OPT_PIDFILE },
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 	{ "display-stats", no_argument, NULL, OPT_STATS },
+	{ "ghost-limit", required_argument, NULL, OPT_GHOST_LIMIT },
+	{ "file-locks", no_argument, NULL, OPT_FILE_LOCKS },
+	{ "ext-unix-sk", no_argument, NULL, OPT_EXT_UNIX_SK },
+	{ "tcp-established", no_argument, NULL, OPT_TCP_ESTABLISHED },
+	{ "tcp-close", no_argument, NULL, OPT_TCP_CLOSE },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ 0 },
@@ -106,6 +121,26 @@ static int parse_number(const char *what, const char *arg, long min, long *ret)
 	return 0;
 }
 
+/* "1048576", "1024K", "1M", "2G". */
+static int parse_size(const char *what, const char *arg, unsigned long long *ret)
+{
+	char *end;
+	unsigned long long v = strtoull(arg, &end, 10);
+	int shift = 0;
+
+	switch (*end) {
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	}
+	if (end == arg || *end || arg[0] == '-') {
+		fprintf(stderr, "Error: %s: not a valid size: '%s'\n", what, arg);
+		return -EINVAL;
+	}
+	*ret = v << shift;
+	return 0;
+}
+
 /* Returns 0 to go on, 1 when help or version was printed, -1 on a bad option. */
 static int parse_options(int argc, char **argv, struct crest_opts *o, bool *help)
 {
@@ -133,6 +168,14 @@ static int parse_options(int argc, char **argv, struct crest_opts *o, bool *help
 			o->timeout_s = n;
 			break;
 		case OPT_STATS: o->display_stats = true; break;
+		case OPT_GHOST_LIMIT:
+			if (parse_size("--ghost-limit", optarg, &o->ghost_limit))
+				return -1;
+			break;
+		case OPT_FILE_LOCKS: o->file_locks = true; break;
+		case OPT_EXT_UNIX_SK: o->ext_unix_sk = true; break;
+		case OPT_TCP_ESTABLISHED: o->tcp_established = true; break;
+		case OPT_TCP_CLOSE: o->tcp_close = true; break;
 		case 'h': *help = true; break;
 		case 'V':
 			printf("crest %s\n", CREST_VERSION);
@@ -155,7 +198,9 @@ static const struct verb *find_verb(const char *name)
 
 int main(int argc, char **argv)
 {
-	struct crest_opts o = { .images_dir = ".", .verbosity = LOG_WARN, .timeout_s = 10 };
+	struct crest_opts o = {
+		.images_dir = ".", .verbosity = LOG_WARN, .timeout_s = 10, .ghost_limit = 1 << 20,
+	};
 	const struct verb *verb = NULL;
 	bool help = false;
 	int ret = parse_options(argc, argv, &o, &help);

@@ -17,6 +17,11 @@ struct crest_opts {
 	const char *pidfile;		/* --pidfile */
 	int timeout_s;			/* --timeout, seconds to wait for tasks to stop */
 	bool display_stats;		/* --display-stats */
+	unsigned long long ghost_limit;	/* --ghost-limit: largest deleted file saved (bytes) */
+	bool file_locks;		/* --file-locks: save and restore file locks */
+	bool ext_unix_sk;		/* --ext-unix-sk: unix peers outside the tree allowed */
+	bool tcp_established;		/* --tcp-established: save live TCP connections */
+	bool tcp_close;			/* --tcp-close: restore TCP connections closed */
 	int nr_args;			/* positional arguments after the verb */
 	char **args;
 };

@@ -13,6 +13,10 @@ int cmd_dump(const struct crest_opts *opts)
 		pr_err("dump needs the root of the tree to dump: -t PID");
 		return -EINVAL;
 	}
+	if (opts->tcp_established) {
+		pr_err("--tcp-established: saving established TCP connections is not supported yet");
+		return -EOPNOTSUPP;
+	}
 	return crest_dump(opts);
 }
 

@@ -128,12 +128,13 @@ int write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
-int pread_all(int fd, void *buf, size_t len, off_t off)
+/* Reads exactly len bytes, at off (pread) or, with off < 0, at the file position (read). */
+static int read_exactly(int fd, void *buf, size_t len, off_t off)
 {
 	char *p = buf;
 
 	while (len) {
-		ssize_t n = pread(fd, p, len, off);
+		ssize_t n = off < 0 ? read(fd, p, len) : pread(fd, p, len, off);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -144,29 +145,20 @@ int pread_all(int fd, void *buf, size_t len, off_t off)
 			return -ENODATA;
 		p += n;
 		len -= n;
-		off += n;
+		if (off >= 0)
+			off += n;
 	}
 	return 0;
 }
 
+int pread_all(int fd, void *buf, size_t len, off_t off)
+{
+	return read_exactly(fd, buf, len, off);
+}
+
 int read_all(int fd, void *buf, size_t len)
 {
-	char *p = buf;
-
-	while (len) {
-		ssize_t n = read(fd, p, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			return -ENODATA;
-		p += n;
-		len -= n;
-	}
-	return 0;
+	return read_exactly(fd, buf, len, -1);
 }
 
 uint64_t now_ns(void)
