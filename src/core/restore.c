@@ -278,12 +278,13 @@ static int report_ctl_error(struct restore_ctx *ctx)
 {
 	struct rst_ctl *ctl = ctx->ctl;
 
+	/* The restorer has no log of its own; crest code in a process logged its failure. */
 	if (ctl->error_step)
 		pr_err("restore failed in pid %u, restorer step '%s' (address %#" PRIx64 "): %s",
 		       ctl->error_pid, rst_step_name(ctl->error_step), ctl->error_addr,
 		       strerror(-ctl->error));
 	else
-		pr_err("restore failed in pid %u: %s", ctl->error_pid, strerror(-ctl->error));
+		pr_info("restore failed in pid %u: %s", ctl->error_pid, strerror(-ctl->error));
 	return ctl->error;
 }
 
@@ -468,20 +469,6 @@ static int write_pidfile(const char *path, pid_t pid)
 	return ret;
 }
 
-/* A shell job whose root led its own group gets the terminal's foreground back. */
-static void give_terminal(struct restore_ctx *ctx)
-{
-	PstreeEntry *root = ctx->procs[0].pe;
-
-	if (!ctx->inv->shell_job || root->pgid != root->pid || !isatty(STDIN_FILENO))
-		return;
-	if (tcgetpgrp(STDIN_FILENO) == getpgrp()) {
-		signal(SIGTTOU, SIG_IGN);
-		if (tcsetpgrp(STDIN_FILENO, root->pid))
-			pr_warn("cannot give the terminal to process group %u: %s", root->pid, strerror(errno));
-	}
-}
-
 static int wait_root(pid_t root)
 {
 	int status;
@@ -522,6 +509,24 @@ static int prepare(struct restore_ctx *ctx)
 	return ret;
 }
 
+/*
+ * A shell job whose root led its own group gets the terminal's foreground, before any of
+ * its threads runs: a job that resumed first, in a read() of the terminal, would be stopped
+ * by SIGTTIN as a background group.
+ */
+static void give_terminal(struct restore_ctx *ctx)
+{
+	PstreeEntry *root = ctx->procs[0].pe;
+
+	if (!ctx->inv->shell_job || root->pgid != root->pid || !isatty(STDIN_FILENO))
+		return;
+	if (tcgetpgrp(STDIN_FILENO) == getpgrp()) {
+		signal(SIGTTOU, SIG_IGN);
+		if (tcsetpgrp(STDIN_FILENO, root->pid))
+			pr_warn("cannot give the terminal to process group %u: %s", root->pid, strerror(errno));
+	}
+}
+
 static int run(struct restore_ctx *ctx)
 {
 	uint64_t deadline = now_ns() + RESTORE_TIMEOUT_MS * 1000000ULL;
@@ -530,8 +535,10 @@ static int run(struct restore_ctx *ctx)
 	if (!ret)
 		ret = run_barriers(ctx, deadline);
 	stats_add_stage(&ctx->stats, "restore", now_ns() - ctx->stats.start_ns);
-	if (!ret)
+	if (!ret) {
+		give_terminal(ctx);
 		ret = finalize(ctx);
+	}
 	if (ret) {
 		abort_restore(ctx);
 		return ret;
@@ -564,7 +571,6 @@ int crest_restore(const struct crest_opts *opts)
 		abort_restore(&ctx);
 		return -EIO;
 	}
-	give_terminal(&ctx);
 	pr_info("restored %zu process(es), root pid %d", ctx.nr_procs, root);
 	if (opts->restore_detached)
 		return 0;
