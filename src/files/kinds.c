@@ -6,11 +6,37 @@
 extern const struct fd_kind fd_kind_reg;
 extern const struct fd_kind fd_kind_pipe;
 extern const struct fd_kind fd_kind_tty;
+extern const struct fd_kind fd_kind_ghost;
+extern const struct fd_kind fd_kind_fifo;
+extern const struct fd_kind fd_kind_memfd;
+extern const struct fd_kind fd_kind_epoll;
+extern const struct fd_kind fd_kind_inotify;
+extern const struct fd_kind fd_kind_eventfd;
+extern const struct fd_kind fd_kind_timerfd;
+extern const struct fd_kind fd_kind_signalfd;
+extern const struct fd_kind fd_kind_pidfd;
+extern const struct fd_kind fd_kind_inet;
+extern const struct fd_kind fd_kind_netlink;
+extern const struct fd_kind fd_kind_unix;
+extern const struct fd_kind fd_kind_unsupported_socket;
 
 const struct fd_kind *const fd_kinds[] = {
 	&fd_kind_reg,
 	&fd_kind_pipe,
 	&fd_kind_tty,
+	&fd_kind_ghost,
+	&fd_kind_fifo,
+	&fd_kind_memfd,
+	&fd_kind_epoll,
+	&fd_kind_inotify,
+	&fd_kind_eventfd,
+	&fd_kind_timerfd,
+	&fd_kind_signalfd,
+	&fd_kind_pidfd,
+	&fd_kind_inet,
+	&fd_kind_netlink,
+	&fd_kind_unix,
+	&fd_kind_unsupported_socket,	/* any position: it skips the families above */
 	NULL,
 };
 

@@ -1,0 +1,180 @@
+"""Unix socket states crest refuses: the dump fails with one error naming the process, the fd
+and what cannot be saved, and the target runs on with its sockets exactly as they were.
+
+  outside_peer     a stream connection whose other end is held by a process outside the tree
+                   (here the test driver): the error names that process
+  outside_dgram    a datagram socket connected to a named socket outside the tree
+  scm_rights       a descriptor in flight (SCM_RIGHTS) in a receive queue
+  pending_data     a connection not accepted yet that already carries data
+  pending_closed   a connection not accepted yet whose client has closed
+  oob              out-of-band data (MSG_OOB) in a stream's receive queue
+
+Each target is a small python3 program: it sets the state up, writes "ready", and on SIGTERM
+checks that the state is untouched (the queued data is all there) and writes PASS or FAIL.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from crestlib import CREST, WAIT, proc_stat
+
+PYTHON = "/usr/bin/python3"
+
+PRELUDE = r"""
+import os, signal, socket, sys, time
+out = open(sys.argv[1], "a", buffering=1)
+done = False
+def term(sig, frame):
+    global done
+    done = True
+signal.signal(signal.SIGTERM, term)
+def finish(ok, why=""):
+    out.write("PASS\n" if ok else "FAIL: %s\n" % why)
+    sys.exit(0 if ok else 1)
+def wait():
+    out.write("ready\n")
+    while not done:
+        time.sleep(0.01)
+"""
+
+TARGETS = {
+    "outside_peer": r"""
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sys.argv[2])
+s.send(b"to driver")
+wait()
+finish(s.recv(64) == b"from driver", "the data queued for the target is gone")
+""",
+    "outside_dgram": r"""
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.connect(sys.argv[2])
+wait()
+finish(s.getpeername() == sys.argv[2], "the datagram socket lost its peer")
+""",
+    "scm_rights": r"""
+a, b = socket.socketpair()
+r, w = os.pipe()
+socket.send_fds(a, [b"with fd"], [w])
+os.close(w)
+wait()
+msg, fds, _, _ = socket.recv_fds(b, 64, 4)
+finish(msg == b"with fd" and len(fds) == 1, "the descriptor in flight is gone")
+""",
+    "pending_data": r"""
+l = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+l.bind("\0crest-test-unix-pending-%d" % os.getpid())
+l.listen(4)
+c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+c.connect("\0crest-test-unix-pending-%d" % os.getpid())
+c.send(b"early data")
+wait()
+s, _ = l.accept()
+finish(s.recv(64) == b"early data", "the data of the pending connection is gone")
+""",
+    "pending_closed": r"""
+l = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+l.bind("\0crest-test-unix-closed-%d" % os.getpid())
+l.listen(4)
+c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+c.connect("\0crest-test-unix-closed-%d" % os.getpid())
+c.send(b"last")
+c.close()
+wait()
+s, _ = l.accept()
+finish(s.recv(64) == b"last", "the data of the pending connection is gone")
+""",
+    "oob": r"""
+a, b = socket.socketpair()
+a.send(b"ab")
+a.send(b"X", socket.MSG_OOB)
+wait()
+finish(b.recv(1, socket.MSG_OOB) == b"X" and b.recv(8) == b"ab", "the out-of-band byte is gone")
+""",
+}
+
+# What the one error line must say, besides the pid and "fd N".
+EXPECT = {
+    "outside_peer": ["outside the dumped tree", "held by pid %d" % os.getpid()],
+    "outside_dgram": ["outside the dumped tree", "outside.sock"],
+    "scm_rights": ["SCM_RIGHTS"],
+    "pending_data": ["not accepted yet"],
+    "pending_closed": ["not yet accepted", "client has closed"],
+    "oob": ["MSG_OOB"],
+}
+
+
+def wait_for(cond, what, timeout=WAIT):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def read(path):
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return ""
+
+
+def start(tmp_path, name, arg):
+    out = tmp_path / "target.out"
+    proc = subprocess.Popen([PYTHON, "-c", PRELUDE + TARGETS[name], str(out), arg],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=open(tmp_path / "target.err", "wb"), start_new_session=True)
+    wait_for(lambda: "ready" in read(out) or proc.poll() is not None, "the target to be ready")
+    assert proc.poll() is None, f"the target exited: {read(tmp_path / 'target.err')}"
+    return proc, out
+
+
+def driver_side(tmp_path, name):
+    """The socket the driver holds (the peer outside the tree), and the target's argument."""
+    path = str(tmp_path / "outside.sock")
+    kind = socket.SOCK_DGRAM if name == "outside_dgram" else socket.SOCK_STREAM
+    s = socket.socket(socket.AF_UNIX, kind)
+    s.bind(path)
+    if kind == socket.SOCK_STREAM:
+        s.listen(1)
+    return s, path
+
+
+@pytest.mark.parametrize("name", sorted(TARGETS))
+def test_unix_refused(tmp_path, name):
+    listener, arg = driver_side(tmp_path, name)
+    proc, out = start(tmp_path, name, arg)
+    conn = None
+    try:
+        if name == "outside_peer":
+            conn, _ = listener.accept()
+            conn.send(b"from driver")
+        fds = sorted(os.listdir(f"/proc/{proc.pid}/fd"))
+        res = subprocess.run([str(CREST), "dump", "-t", str(proc.pid), "-D", str(tmp_path / "img")],
+                             capture_output=True, text=True, timeout=WAIT)
+        errors = [l for l in res.stderr.splitlines() if l.startswith("Error")]
+        assert res.returncode != 0, "the dump should have failed"
+        assert len(errors) == 1, f"want one error line, got:\n{res.stderr}"
+        for want in [f"pid {proc.pid} fd ", *EXPECT[name]]:
+            assert want in errors[0], f"the error does not say {want!r}: {errors[0]}"
+        assert proc_stat(proc.pid) and proc_stat(proc.pid)[0] not in "ZXt", \
+            "the target is not running after the failed dump"
+        assert sorted(os.listdir(f"/proc/{proc.pid}/fd")) == fds
+        assert not (tmp_path / "img" / "inventory.img").exists()
+        if conn is not None:
+            assert conn.recv(64) == b"to driver", "the data queued for the driver is gone"
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=WAIT)
+        assert rc == 0 and "PASS" in read(out), f"the target after the failed dump: {read(out)}"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        listener.close()
+        if conn is not None:
+            conn.close()
