@@ -1,6 +1,7 @@
-"""Deleted-but-open files ("ghost") at their size limit (1 MiB, CRIU's default --ghost-limit):
-one of exactly the limit is dumped; one byte more and the dump is refused with one line naming
-the process, the fd, the file and its size, and the tree runs on untouched.
+"""Deleted-but-open files ("ghost") at their size limit (--ghost-limit, 1 MiB by default as
+CRIU's): one of exactly the limit is dumped; one byte more and the dump is refused with one line
+naming the process, the fd, the file and its size, and the tree runs on untouched; a higher
+--ghost-limit lets it through.
 """
 
 import re
@@ -55,3 +56,10 @@ def test_ghost_over_limit_refused(tree):
     for name in (tree.root, fd, path, LIMIT + 1):
         assert re.search(r"(?<![\w.-])" + re.escape(str(name)) + r"(?![\w-])", lines[0]), \
             f"the error does not name {name}: {lines[0]}"
+
+
+def test_ghost_limit_option(tree):
+    start_ghost(tree, LIMIT + 1)
+    tree.dump(tree.workdir / "img", "-R", "--ghost-limit", "2M")
+    assert any(p.name.startswith("pages-ghost-") and p.stat().st_size == LIMIT + 1
+               for p in (tree.workdir / "img").iterdir()), "no ghost contents in the image"

@@ -11,13 +11,17 @@ and what cannot be saved, and the target runs on with its sockets exactly as the
 
 Each target is a small python3 program: it sets the state up, writes "ready", and on SIGTERM
 checks that the state is untouched (the queued data is all there) and writes PASS or FAIL.
+
+With --ext-unix-sk (test_unix_ext) a peer outside the tree is allowed: the dump warns, a
+restore without the option refuses, and with it the socket connects again to the peer's name
+(stream client, datagram socket), or, when data from the peer was queued, gets that data back
+followed by EOF.
 """
 
 import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 
 import pytest
@@ -178,3 +182,91 @@ def test_unix_refused(tmp_path, name):
         listener.close()
         if conn is not None:
             conn.close()
+
+
+# ---- --ext-unix-sk: a peer outside the tree is allowed, and the socket reconnects ----------
+
+EXT_TARGETS = {
+    # a client of a stream server outside the tree, nothing queued: it connects again
+    "stream": r"""
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sys.argv[2])
+wait()
+s.send(b"after restore")
+finish(s.getpeername() == sys.argv[2], "not connected to the server again")
+""",
+    # a datagram socket connected to a named socket outside the tree (as syslog's /dev/log)
+    "dgram": r"""
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.connect(sys.argv[2])
+wait()
+s.send(b"after restore")
+finish(s.getpeername() == sys.argv[2], "not connected to the server again")
+""",
+    # data from the outside peer is queued: it comes back, then EOF (restored disconnected)
+    "queued": r"""
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sys.argv[2])
+while s.recv(64, socket.MSG_PEEK) != b"from driver":
+    time.sleep(0.01)
+wait()
+finish(s.recv(64) == b"from driver" and s.recv(64) == b"", "want the queued data, then EOF")
+""",
+}
+
+
+def crest_run(*args):
+    return subprocess.run([str(CREST), *map(str, args)], capture_output=True, text=True,
+                          timeout=WAIT)
+
+
+def wait_exit(pid):
+    """Exit code of pid, restored with -d and adopted by the driver (a subreaper)."""
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        got, status = os.waitpid(pid, os.WNOHANG)
+        if got == pid:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.01)
+    pytest.fail(f"pid {pid} did not exit")
+
+
+@pytest.mark.parametrize("name", sorted(EXT_TARGETS))
+def test_unix_ext(tmp_path, name):
+    """Dump and restore with --ext-unix-sk; without it, each of them refuses."""
+    server, arg = driver_side(tmp_path, "outside_dgram" if name == "dgram" else "outside_peer")
+    server.settimeout(WAIT)
+    out = tmp_path / "target.out"
+    proc = subprocess.Popen([PYTHON, "-c", PRELUDE + EXT_TARGETS[name], str(out), arg],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=open(tmp_path / "target.err", "wb"), start_new_session=True)
+    img, pid = tmp_path / "img", proc.pid
+    try:
+        if name != "dgram":
+            first, _ = server.accept()
+            if name == "queued":
+                first.send(b"from driver")
+        wait_for(lambda: "ready" in read(out) or proc.poll() is not None, "the target")
+        res = crest_run("dump", "-t", pid, "-D", img, "--ext-unix-sk")
+        assert res.returncode == 0, res.stderr
+        assert "outside the dumped tree" in res.stderr, "the dump should warn about the peer"
+        proc.wait(timeout=WAIT)
+        res = crest_run("restore", "-D", img, "-d")
+        assert res.returncode != 0 and "--ext-unix-sk" in res.stderr, res.stderr
+        assert proc_stat(pid) is None, "a refused restore left the process behind"
+        res = crest_run("restore", "-D", img, "-d", "--ext-unix-sk")
+        assert res.returncode == 0, res.stderr
+        again = server.accept()[0] if name == "stream" else None
+        os.kill(pid, signal.SIGTERM)
+        if name == "stream":
+            assert again.recv(64) == b"after restore"
+        elif name == "dgram":
+            assert server.recv(64) == b"after restore"
+        assert wait_exit(pid) == 0 and "PASS" in read(out), read(out)
+    finally:
+        if proc_stat(pid) is not None:
+            os.kill(pid, signal.SIGKILL)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        server.close()

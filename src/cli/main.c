@@ -40,7 +40,8 @@ static const struct verb verbs[] = {
 	  "      --pidfile FILE      write the restored root's PID to FILE\n"
 	  "  -j, --shell-job         put a shell job onto crest's own terminal\n"
 	  "      --ext-unix-sk       reconnect unix sockets whose peer was outside the tree\n"
-	  "      --tcp-close         restore TCP connections closed instead of refusing\n"
+	  "      --tcp-close         CRIU's option; accepted, but established TCP connections\n"
+	  "                          are refused at dump for now, so images hold none\n"
 	  "      --display-stats     print the time of each stage\n" },
 	{ "check", cmd_check,
 	  "crest check\n"

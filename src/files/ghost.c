@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "files/flock.h"
+#include "cli/opts.h"
 #include "files/fown.h"
 #include "files/reopen.h"
 #include "ghost.pb-c.h"
@@ -26,19 +27,9 @@
 #include "util/log.h"
 #include "util/util.h"
 
-/*
- * CRIU's default --ghost-limit. crest has no such option yet: when crest_opts gets a
- * ghost_limit field (--ghost-limit SIZE), ghost_limit() returns it instead.
- */
-#define GHOST_LIMIT_DEFAULT (1ULL << 20)
 #define COPY_CHUNK (64 * 1024)
 /* Raw data files go by a "pages-" name (crest show, the image tests). */
 #define GHOST_IMG "pages-ghost-%" PRIx64 "-%" PRIu64 ".img"
-
-static uint64_t ghost_limit(const struct crest_opts *opts)
-{
-	return GHOST_LIMIT_DEFAULT;
-}
 
 static bool ghost_match(const struct fd_dump_arg *a)
 {
@@ -154,12 +145,12 @@ static GhostFile *ghost_file_new(const struct fd_dump_arg *a)
 
 static int ghost_dump(const struct fd_dump_arg *a, ProtobufCMessage **ret)
 {
-	uint64_t limit = ghost_limit(a->opts);
+	uint64_t limit = a->opts->ghost_limit;	/* --ghost-limit, 1 MiB by default as CRIU's */
 	GhostFile *gf;
 	int err = 0;
 
 	if ((uint64_t)a->st->st_size > limit) {
-		pr_err("pid %d fd %d: %s: deleted file of %" PRIu64 " bytes is larger than the ghost limit of %" PRIu64 " bytes",
+		pr_err("pid %d fd %d: %s: deleted file of %" PRIu64 " bytes is larger than the ghost limit of %" PRIu64 " bytes (--ghost-limit)",
 		       a->pid, a->fd, a->link, (uint64_t)a->st->st_size, limit);
 		return -EFBIG;
 	}

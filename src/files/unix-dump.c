@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/opts.h"
 #include "files/fown.h"
 #include "files/sockdiag.h"
 #include "files/sockopt.h"
@@ -67,6 +68,7 @@ static struct {
 	struct dumped_sk *sk;
 	size_t nr, cap;
 	struct timespec started;	/* CLOCK_REALTIME_COARSE at the first socket */
+	bool ext_ok;			/* --ext-unix-sk: peers outside the tree are allowed */
 } dumped;
 
 bool unix_match(const struct fd_dump_arg *a)
@@ -535,10 +537,10 @@ static int check_oob(const struct fd_dump_arg *a, const UnixSk *us)
 }
 
 /*
- * The receive queue, message by message: SO_PEEK_OFF (on a unix socket since 3.9 for datagrams,
- * 4.x for streams) makes each MSG_PEEK start where the previous one ended, so the whole queue is
- * read while the socket keeps all of it. The target's own SO_PEEK_OFF is saved first and put
- * back after, whatever happens.
+ * The receive queue, message by message: with SO_PEEK_OFF set (the kernel keeps it for unix
+ * sockets for exactly this), each MSG_PEEK starts where the previous one ended, so the whole
+ * queue is read while the socket keeps all of it. The target's own SO_PEEK_OFF is saved first
+ * and put back after, whatever happens.
  *
  * A datagram of 0 bytes is marked "peeked" by the first MSG_PEEK that reaches it and skipped by
  * later walks with an offset (__skb_try_recv_from_queue()), so only the first dump sees it.
@@ -574,6 +576,7 @@ static int remember(const struct fd_dump_arg *a, const UnixSk *us)
 
 	if (!dumped.nr)
 		clock_gettime(CLOCK_REALTIME_COARSE, &dumped.started);
+	dumped.ext_ok = a->opts && a->opts->ext_unix_sk;
 	if (xgrow((void **)&dumped.sk, &dumped.cap, dumped.nr + 1, sizeof(*dumped.sk)))
 		return -ENOMEM;
 	d = &dumped.sk[dumped.nr];
@@ -711,6 +714,11 @@ static pid_t find_holder(uint32_t ino)
 	return found;
 }
 
+/*
+ * A peer outside the tree fails the dump, naming it and (if found) its holder, unless
+ * --ext-unix-sk allows it: the restore then reconnects to the peer's name or restores the
+ * socket disconnected (unix-restore.c), and a warning says what will happen.
+ */
 static int outside(const struct dumped_sk *d, const char *what, uint32_t other, const char *name)
 {
 	pid_t holder = find_holder(other);
@@ -718,22 +726,29 @@ static int outside(const struct dumped_sk *d, const char *what, uint32_t other, 
 
 	if (holder)
 		snprintf(by, sizeof(by), " held by pid %d", holder);
-	pr_err("pid %d fd %d: unix socket socket:[%u] (%s) %s socket:[%u] (%s)%s, which is outside the dumped tree: crest restores only connections with both ends in the tree (--ext-unix-sk is not supported yet)",
+	if (dumped.ext_ok) {
+		pr_warn("pid %d fd %d: unix socket socket:[%u] (%s) %s socket:[%u] (%s)%s, outside the dumped tree: restore will need --ext-unix-sk",
+			d->pid, d->fd, d->ino, d->name, what, other, name, by);
+		return 0;
+	}
+	pr_err("pid %d fd %d: unix socket socket:[%u] (%s) %s socket:[%u] (%s)%s, which is outside the dumped tree: crest restores only connections with both ends in the tree (or use --ext-unix-sk)",
 	       d->pid, d->fd, d->ino, d->name, what, other, name, by);
 	return -EOPNOTSUPP;
 }
 
 static int check_one(const struct dumped_sk *d)
 {
+	int ret = 0;
+
 	if (d->peer == UNIX_PEER_STATE__UNIX_PEER_ALIVE && !find_dumped(d->peer_ino))
-		return outside(d, "is connected to", d->peer_ino, d->peer_name);
-	if (d->peer == UNIX_PEER_STATE__UNIX_PEER_PENDING && !find_dumped(d->listener_ino))
-		return outside(d, "waits to be accepted by", d->listener_ino, d->peer_name);
-	for (size_t i = 0; i < d->nr_pending; i++)
+		ret = outside(d, "is connected to", d->peer_ino, d->peer_name);
+	if (!ret && d->peer == UNIX_PEER_STATE__UNIX_PEER_PENDING && !find_dumped(d->listener_ino))
+		ret = outside(d, "waits to be accepted by", d->listener_ino, d->peer_name);
+	for (size_t i = 0; !ret && i < d->nr_pending; i++)
 		if (!find_dumped(d->pending[i]))
-			return outside(d, "has a connection not yet accepted from", d->pending[i],
-				       "its client");
-	return 0;
+			ret = outside(d, "has a connection not yet accepted from", d->pending[i],
+				      "its client");
+	return ret;
 }
 
 static void forget_all(void)

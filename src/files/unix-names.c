@@ -43,7 +43,8 @@ socklen_t unix_make_sa(const struct uname *u, struct sockaddr_un *sa)
 	sa->sun_family = AF_UNIX;
 	memcpy(sa->sun_path, u->name, u->len);
 	/* a path gets its NUL when there is room; the kernel terminates a full-length one */
-	return offsetof(struct sockaddr_un, sun_path) + MIN(u->len + unix_is_path(u), sizeof(sa->sun_path));
+	return offsetof(struct sockaddr_un, sun_path) +
+	       MIN(u->len + unix_is_path(u), sizeof(sa->sun_path));
 }
 
 /* Enters u's directory for a relative path: bind, connect and sendto resolve it there. */

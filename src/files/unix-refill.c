@@ -143,14 +143,15 @@ static const UnixAddr *peer_addr(const struct usk *x)
 
 static bool has_peer(const struct usk *x)
 {
-	return x->peer || x->rec->peer == UNIX_PEER_STATE__UNIX_PEER_GONE;
+	return x->peer || x->rec->peer == UNIX_PEER_STATE__UNIX_PEER_GONE || x->external;
 }
 
+/* Whether m came from x's peer, which will send it again. A peer outside the tree will not. */
 static bool from_peer(const struct usk *x, const UnixMsg *m)
 {
 	const UnixAddr *pa = peer_addr(x);
 
-	if (!has_peer(x))
+	if (!has_peer(x) || x->external)
 		return false;
 	return m->has_sender ? unix_same_name(pa, m->sender.data, m->sender.len) : !pa;
 }
@@ -241,6 +242,8 @@ static int connect_dgram(struct usk *x)
 	if (x->paired || !has_peer(x))
 		return 0;
 	x->paired = true;
+	if (x->external)
+		return unix_reconnect_external(x);
 	if (x->peer) {
 		u = unix_rec_uname(pa);
 	} else {

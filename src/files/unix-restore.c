@@ -32,6 +32,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli/opts.h"
 #include "files/fown.h"
 #include "files/sockopt.h"
 #include "image/img.h"
@@ -139,7 +140,8 @@ static int make_listener(struct usk *l)
  * tells; failing that, the accepted end is the one with the later inode (connect(2) creates
  * it after its client), and a stand-in for a closed peer is taken for the client.
  */
-static void pick_ends(struct end *a, struct end *b, uint32_t type, struct end **acc, struct end **cli)
+static void pick_ends(struct end *a, struct end *b, uint32_t type, struct end **acc,
+		      struct end **cli)
 {
 	bool a_acc;
 
@@ -221,7 +223,9 @@ static int via_listener(uint32_t type, struct end *acc, struct end *cli)
 static int make_stream_conn(struct usk *x)
 {
 	struct end a = { x, x->rec->addr, -1 };
-	struct end b = { x->peer, x->peer ? x->peer->rec->addr : x->rec->peer_addr, -1 };
+	/* an outside peer's name is its own: the stand-in goes without */
+	struct end b = { x->peer, x->peer ? x->peer->rec->addr :
+				  x->external ? NULL : x->rec->peer_addr, -1 };
 	struct end *acc, *cli;
 	int ret = 0, sp[2];
 
@@ -295,10 +299,22 @@ static int make_plain(struct usk *x)
 	return x->fd < 0 ? x->fd : bind_own(x, x->fd);
 }
 
+/*
+ * A stream whose peer was outside the tree connects again to that peer's name when it has
+ * nothing queued from it; otherwise it gets a stand-in that is closed once the queue is back:
+ * the program reads what it had, then EOF, as if the peer had closed.
+ */
+static bool reconnects(const struct usk *x)
+{
+	return x->external && x->rec->type != SOCK_DGRAM && x->rec->peer_addr &&
+	       (x->rec->peer == UNIX_PEER_STATE__UNIX_PEER_PENDING || !x->rec->n_queue);
+}
+
 static bool conn_stream(const struct usk *x)
 {
-	return x->rec->type != SOCK_DGRAM && (x->rec->peer == UNIX_PEER_STATE__UNIX_PEER_ALIVE ||
-					      x->rec->peer == UNIX_PEER_STATE__UNIX_PEER_GONE);
+	return x->rec->type != SOCK_DGRAM && !reconnects(x) &&
+	       (x->rec->peer == UNIX_PEER_STATE__UNIX_PEER_ALIVE ||
+		x->rec->peer == UNIX_PEER_STATE__UNIX_PEER_GONE);
 }
 
 static int make_all(void)
@@ -339,12 +355,41 @@ static int connect_pending(struct usk *l)
 
 	for (size_t i = 0; i < l->rec->n_pending; i++) {
 		struct usk *c = find_sk(l->rec->pending[i]);
-		int ret = unix_name_call(c->fd, &u, UNIX_CONNECT);
+		int ret;
 
+		if (!c) {
+			pr_warn("unix socket %u (%s): its connection not yet accepted from socket:[%u], outside the dumped tree, is gone",
+				l->rec->ino, unix_sk_name(l, buf), l->rec->pending[i]);
+			continue;
+		}
+		ret = unix_name_call(c->fd, &u, UNIX_CONNECT);
 		if (ret)
 			return pr_errno(ret, "unix socket %u: cannot connect to %s again", c->rec->ino,
 					unix_sk_name(l, buf));
 	}
+	return 0;
+}
+
+int unix_reconnect_external(struct usk *x)
+{
+	char buf[UNIX_NAME_STR], to[UNIX_NAME_STR];
+	const UnixAddr *pa = x->rec->peer_addr;
+	struct uname u;
+	int ret;
+
+	if (!pa) {
+		pr_warn("unix socket %u (%s): its peer outside the dumped tree had no name: restored disconnected",
+			x->rec->ino, unix_sk_name(x, buf));
+		return 0;
+	}
+	u = unix_rec_uname(pa);
+	ret = unix_name_call(x->fd, &u, UNIX_CONNECT);
+	if (ret)
+		pr_warn("unix socket %u (%s): cannot connect again to %s, outside the dumped tree (%s): restored disconnected",
+			x->rec->ino, unix_sk_name(x, buf), unix_addr_str(pa, to), strerror(-ret));
+	else
+		pr_info("unix socket %u (%s): connected again to %s, outside the dumped tree",
+			x->rec->ino, unix_sk_name(x, buf), unix_addr_str(pa, to));
 	return 0;
 }
 
@@ -414,6 +459,9 @@ static int finish_all(void)
 		if (rst.sk[i].rec->state == TCP_LISTEN)
 			ret = connect_pending(&rst.sk[i]);
 	for (size_t i = 0; !ret && i < rst.nr; i++)
+		if (reconnects(&rst.sk[i]))
+			ret = unix_reconnect_external(&rst.sk[i]);
+	for (size_t i = 0; !ret && i < rst.nr; i++)
 		ret = finish_one(&rst.sk[i]);
 	return ret;
 }
@@ -449,17 +497,14 @@ static int check_record(const UnixSk *r)
 		bad = "a bad name";
 	else if (r->state == TCP_LISTEN && (!r->addr || r->type == SOCK_DGRAM))
 		bad = "a listener without a name";
-	else if (r->peer == UNIX_PEER_STATE__UNIX_PEER_ALIVE && !find_sk(r->peer_ino))
-		bad = "a peer not in the image";
-	else if (r->peer == UNIX_PEER_STATE__UNIX_PEER_ALIVE && r->type != find_sk(r->peer_ino)->rec->type)
+	else if (r->peer == UNIX_PEER_STATE__UNIX_PEER_ALIVE && find_sk(r->peer_ino) &&
+		 r->type != find_sk(r->peer_ino)->rec->type)
 		bad = "a peer of another type";
-	if (!bad && r->peer == UNIX_PEER_STATE__UNIX_PEER_PENDING && !pending_on(r))
-		bad = "a connection not yet accepted by a listener not in the image";
 	for (size_t i = 0; !bad && i < r->n_pending; i++) {
 		struct usk *c = find_sk(r->pending[i]);
 
-		if (!c || c->rec->type != r->type || c->rec->peer != UNIX_PEER_STATE__UNIX_PEER_PENDING)
-			bad = "a pending connection whose client is not in the image";
+		if (c && (c->rec->type != r->type || c->rec->peer != UNIX_PEER_STATE__UNIX_PEER_PENDING))
+			bad = "a pending connection whose client is no such client";
 	}
 	for (size_t i = 0; !bad && i < r->n_queue; i++)
 		if (r->queue[i]->has_sender && (!r->queue[i]->sender.len ||
@@ -489,8 +534,46 @@ static int add_record(const FileEntry *fe)
 	return 0;
 }
 
+/* The first socket x names (peer, listener, pending client) that is not in the image, or 0. */
+static uint32_t outside_ino(const struct usk *x)
+{
+	const UnixSk *r = x->rec;
+
+	if (r->peer == UNIX_PEER_STATE__UNIX_PEER_ALIVE && !find_sk(r->peer_ino))
+		return r->peer_ino;
+	if (r->peer == UNIX_PEER_STATE__UNIX_PEER_PENDING && !pending_on(r))
+		return r->listener_ino;
+	for (size_t i = 0; i < r->n_pending; i++)
+		if (!find_sk(r->pending[i]))
+			return r->pending[i];
+	return 0;
+}
+
+/*
+ * x's peer, when the image has it. A dump with --ext-unix-sk keeps sockets whose peer (or
+ * listener, or pending client) was outside the tree; they are restored only on request.
+ */
+static int link_peer(struct usk *x, const struct crest_opts *opts)
+{
+	uint32_t other = outside_ino(x);
+	char buf[UNIX_NAME_STR];
+
+	if (x->rec->peer == UNIX_PEER_STATE__UNIX_PEER_ALIVE)
+		x->peer = find_sk(x->rec->peer_ino);
+	if (!other)
+		return 0;
+	if (!opts || !opts->ext_unix_sk) {
+		pr_err("unix socket %u (%s) was connected to socket:[%u], outside the dumped tree: restore with --ext-unix-sk",
+		       x->rec->ino, unix_sk_name(x, buf), other);
+		return -EOPNOTSUPP;
+	}
+	/* a listener loses its pending connections from outside; the others reconnect */
+	x->external = x->rec->state != TCP_LISTEN;
+	return 0;
+}
+
 /* Every unix record of files.img: building one socket needs the others. */
-static int load_records(struct img_dir *dir)
+static int load_records(struct img_dir *dir, const struct crest_opts *opts)
 {
 	struct img *img = img_open(dir, IMG_MAGIC_FILES, "files.img");
 	int ret = 0;
@@ -508,11 +591,10 @@ static int load_records(struct img_dir *dir)
 		file_entry__free_unpacked(fe, NULL);
 	}
 	img_close(img);
-	for (size_t i = 0; !ret && i < rst.nr; i++) {
+	for (size_t i = 0; !ret && i < rst.nr; i++)
 		ret = check_record(rst.sk[i].rec);
-		if (rst.sk[i].rec->peer == UNIX_PEER_STATE__UNIX_PEER_ALIVE)
-			rst.sk[i].peer = find_sk(rst.sk[i].rec->peer_ino);
-	}
+	for (size_t i = 0; !ret && i < rst.nr; i++)
+		ret = link_peer(&rst.sk[i], opts);
 	return ret;
 }
 
@@ -531,7 +613,7 @@ static void free_all(void)
 
 static int build_all(const struct fd_open_arg *a)
 {
-	int ret = load_records(a->dir);
+	int ret = load_records(a->dir, a->opts);
 
 	pr_info("pid %d: creating the %zu unix sockets of the image", a->pid, rst.nr);
 	if (!ret)
@@ -552,10 +634,11 @@ int unix_open(const struct fd_open_arg *a, const ProtobufCMessage *rec)
 	struct usk *x;
 	int fd, ret;
 
+	/* build_all logged what failed */
 	if (!rst.built) {
 		ret = build_all(a);
 		if (ret)
-			return pr_errno(ret, "pid %d: cannot recreate the unix sockets", a->pid);
+			return ret;
 	}
 	x = find_sk(us->ino);
 	if (!x || x->fd < 0) {

@@ -22,6 +22,7 @@ struct usk {
 	int partner;		/* stand-in for a closed peer, connected to fd; closed at finish */
 	bool paired;		/* connected to its peer (or stand-in) already */
 	bool bound;		/* bound its own name, so it owns the socket file */
+	bool external;		/* its peer or listener was outside the tree (--ext-unix-sk) */
 };
 
 /* A name to bind, connect or send to, and the directory a relative path is resolved in. */
@@ -38,6 +39,11 @@ const char *unix_sk_name(const struct usk *x, char buf[UNIX_NAME_STR]);
 bool unix_same_name(const UnixAddr *a, const uint8_t *name, size_t len);
 /* The datagram socket of the image that bound name itself, if any. */
 struct usk *unix_find_dgram_named(const uint8_t *name, size_t len);
+/*
+ * Connects x to the name of its peer outside the tree (--ext-unix-sk); a name that no longer
+ * answers leaves x disconnected, with a warning. Always 0.
+ */
+int unix_reconnect_external(struct usk *x);
 
 /* ---- unix-refill.c ---- */
 

@@ -1,15 +1,18 @@
 /*
- * "unix": AF_UNIX sockets. Private to unix.c, unix-dump.c and unix-restore.c.
+ * "unix": AF_UNIX sockets. Private to the kind's files:
  *
- * Dump (unix-dump.c): sock_diag tells each socket's type, state, name, peer, pending
- * connections and shutdown bits; the receive queue is read with MSG_PEEK through our copy of
- * the description, walked with SO_PEEK_OFF, so the live socket keeps every byte. A peer outside
- * the dumped tree, descriptors in flight (SCM_RIGHTS) and unaccepted connections whose data
- * cannot be read fail the dump.
- *
- * Restore (unix-restore.c): one process creates every unix socket of the image together (one
- * group, see unix_group in unix.c) in an order that lets connections, names and queues come
- * back exactly; the other processes take their copies as for any shared description.
+ *   unix.c          the fd_kind, and why all unix sockets are one restore group
+ *   unix-dump.c     sock_diag tells each socket's type, state, name, peer, pending
+ *                   connections and shutdown bits; the receive queue is read with MSG_PEEK
+ *                   through our copy of the description, walked with SO_PEEK_OFF, so the live
+ *                   socket keeps every byte. A peer outside the dumped tree, descriptors in
+ *                   flight (SCM_RIGHTS), out-of-band data and unaccepted connections whose data
+ *                   cannot be read fail the dump.
+ *   unix-restore.c  one process creates every unix socket of the image together, in an order
+ *                   that brings connections, names and queues back exactly; the others take
+ *                   their copies as for any shared description (unix-restore.h)
+ *   unix-refill.c   the receive queues, message by message
+ *   unix-names.c    names and socket files: relative paths, stale files, temporary names
  */
 #ifndef CREST_FILES_UNIX_H
 #define CREST_FILES_UNIX_H

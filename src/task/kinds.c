@@ -14,11 +14,21 @@
 
 extern const struct task_kind task_kind_rlimits;
 extern const struct task_kind task_kind_sched;
+extern const struct task_kind task_kind_itimers;
+extern const struct task_kind task_kind_posix_timers;
+extern const struct task_kind task_kind_sigaltstack;
+extern const struct task_kind task_kind_robust_list;
+extern const struct task_kind task_kind_prctl_misc;
 
 /* In the order their restore takes effect: credentials and seccomp must stay last. */
 const struct task_kind *const task_kinds[] = {
 	&task_kind_rlimits,
 	&task_kind_sched,
+	&task_kind_itimers,
+	&task_kind_posix_timers,
+	&task_kind_sigaltstack,
+	&task_kind_robust_list,
+	&task_kind_prctl_misc,
 	NULL,
 };
 
