@@ -58,7 +58,7 @@ void files_dump_free(struct files_dump *fd)
 	/* A failed dump still lets each kind drop its images and state. */
 	for (size_t i = 0; !fd->finished && fd_kinds[i]; i++)
 		if (fd_kinds[i]->dump_finish)
-			fd_kinds[i]->dump_finish(fd->dir);
+			fd_kinds[i]->dump_finish(fd->dir, false);
 	for (size_t i = 0; i < fd->nr_entries; i++)
 		file_entry__free_unpacked(fd->entries[i], NULL);
 	free(fd->entries);
@@ -271,7 +271,7 @@ int files_dump_finish(struct files_dump *fdump)
 	fdump->finished = true;
 	for (size_t i = 0; fd_kinds[i]; i++)
 		if (fd_kinds[i]->dump_finish) {
-			int err = fd_kinds[i]->dump_finish(fdump->dir);
+			int err = fd_kinds[i]->dump_finish(fdump->dir, ret == 0);
 
 			ret = ret ? ret : err;
 		}

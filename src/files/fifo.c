@@ -165,7 +165,7 @@ static int fifo_dump(const struct fd_dump_arg *a, ProtobufCMessage **ret)
 	return 0;
 }
 
-static int fifo_dump_finish(struct img_dir *dir)
+static int fifo_dump_finish(struct img_dir *dir, bool complete)
 {
 	free(saved.v);
 	memset(&saved, 0, sizeof(saved));

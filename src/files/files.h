@@ -75,8 +75,13 @@ struct fd_kind {
 	 */
 	int (*restore_late)(const struct fd_open_arg *a, const ProtobufCMessage *rec, int fd,
 			    bool owner);
-	/* Dump: called once after every process was dumped (flush kind-private images). */
-	int (*dump_finish)(struct img_dir *dir);
+	/*
+	 * Dump: called once at the end, to flush kind-private images and forget kind-private
+	 * state. complete is true after every process was dumped and files.img written (checks
+	 * that need the whole tree, like unix peers, belong here); false after a failed dump,
+	 * when only cleanup is wanted and the return value is ignored.
+	 */
+	int (*dump_finish)(struct img_dir *dir, bool complete);
 };
 
 /* The kinds, in match order (files/kinds.c). */

@@ -170,7 +170,7 @@ static int ghost_dump(const struct fd_dump_arg *a, ProtobufCMessage **ret)
 	return 0;
 }
 
-static int ghost_dump_finish(struct img_dir *dir)
+static int ghost_dump_finish(struct img_dir *dir, bool complete)
 {
 	free(saved.v);
 	memset(&saved, 0, sizeof(saved));

@@ -270,7 +270,7 @@ static int memfd_dump(const struct fd_dump_arg *a, ProtobufCMessage **ret)
 	return 0;
 }
 
-static int memfd_dump_finish(struct img_dir *dir)
+static int memfd_dump_finish(struct img_dir *dir, bool complete)
 {
 	for (size_t i = 0; i < saved.nr; i++)
 		free(saved.v[i].ext);

@@ -128,7 +128,7 @@ static int pipe_dump(const struct fd_dump_arg *a, ProtobufCMessage **ret)
 	return 0;
 }
 
-static int pipe_dump_finish(struct img_dir *dir)
+static int pipe_dump_finish(struct img_dir *dir, bool complete)
 {
 	int ret = dumped.data_img ? img_close(dumped.data_img) : 0;
 

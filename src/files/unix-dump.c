@@ -67,7 +67,6 @@ struct dumped_sk {
 static struct {
 	struct dumped_sk *sk;
 	size_t nr, cap;
-	struct timespec started;	/* CLOCK_REALTIME_COARSE at the first socket */
 	bool ext_ok;			/* --ext-unix-sk: peers outside the tree are allowed */
 } dumped;
 
@@ -574,8 +573,6 @@ static int remember(const struct fd_dump_arg *a, const UnixSk *us)
 	char buf[UNIX_NAME_STR];
 	struct dumped_sk *d;
 
-	if (!dumped.nr)
-		clock_gettime(CLOCK_REALTIME_COARSE, &dumped.started);
 	dumped.ext_ok = a->opts && a->opts->ext_unix_sk;
 	if (xgrow((void **)&dumped.sk, &dumped.cap, dumped.nr + 1, sizeof(*dumped.sk)))
 		return -ENOMEM;
@@ -759,28 +756,12 @@ static void forget_all(void)
 	memset(&dumped, 0, sizeof(dumped));
 }
 
-/*
- * dump_finish runs after a complete dump, right after files.img is written, and also to clean
- * up after a failed one, when processes may be missing and the checks would blame their
- * sockets. Only the first finds a files.img written since this dump's first socket (file
- * times come from the coarse clock, hence CLOCK_REALTIME_COARSE).
- */
-static bool dump_complete(struct img_dir *dir)
-{
-	struct stat st;
-
-	if (fstatat(imgdir_fd(dir), "files.img", &st, 0))
-		return false;
-	return st.st_mtim.tv_sec > dumped.started.tv_sec ||
-	       (st.st_mtim.tv_sec == dumped.started.tv_sec &&
-		st.st_mtim.tv_nsec >= dumped.started.tv_nsec);
-}
-
-int unix_dump_finish(struct img_dir *dir)
+/* Peers can be checked only once every process was dumped; a failed dump just forgets. */
+int unix_dump_finish(struct img_dir *dir, bool complete)
 {
 	int ret = 0;
 
-	for (size_t i = 0; !ret && dumped.nr && dump_complete(dir) && i < dumped.nr; i++)
+	for (size_t i = 0; !ret && complete && i < dumped.nr; i++)
 		ret = check_one(&dumped.sk[i]);
 	forget_all();
 	return ret;

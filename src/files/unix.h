@@ -39,7 +39,7 @@ const char *unix_addr_str(const UnixAddr *addr, char buf[UNIX_NAME_STR]);
 
 bool unix_match(const struct fd_dump_arg *a);
 int unix_dump(const struct fd_dump_arg *a, ProtobufCMessage **ret);
-int unix_dump_finish(struct img_dir *dir);
+int unix_dump_finish(struct img_dir *dir, bool complete);
 int unix_open(const struct fd_open_arg *a, const ProtobufCMessage *rec);
 
 #endif
