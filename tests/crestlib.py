@@ -259,6 +259,12 @@ class Call:
 LIVE_TREES = set()
 
 
+# Dump options a case needs, as a user would give them: state crest saves only when asked.
+CASE_DUMP_OPTS = {
+    "flock": ["--file-locks"],
+}
+
+
 class Tree:
     """A process tree started by a test, dumped and restored by crest, and cleaned up after."""
 
@@ -273,6 +279,7 @@ class Tree:
         self.calls = []  # every crest command
         self.bg = []  # crest commands still running in the background
         self.nlog = 0
+        self.dump_opts = []  # options every dump of this tree needs (CASE_DUMP_OPTS)
 
     # -- starting --
 
@@ -281,6 +288,7 @@ class Tree:
         if not binary.exists():
             pytest.fail(f"{binary} is missing: run `make cases`")
         self.outfile = self.workdir / f"{name}.out"
+        self.dump_opts = CASE_DUMP_OPTS.get(name, [])
         cmd = [str(binary), str(self.outfile)]
         self.start(cmd, self.outfile, env=env)
         deadline = time.monotonic() + READY_WAIT
@@ -411,7 +419,8 @@ class Tree:
     # -- the standard steps --
 
     def dump(self, imgdir, *extra, **kw):
-        return self.crest_ok("dump", "-t", self.root, "-D", imgdir, *extra, **kw)
+        return self.crest_ok("dump", "-t", self.root, "-D", imgdir, *self.dump_opts, *extra,
+                             **kw)
 
     def expect_original_killed(self, snap):
         """After a dump without -R: the root the driver started was killed (by a signal: the

@@ -299,7 +299,8 @@ def test_dump_fault_injection(tree, case, stage):
     snap = tree.snapshot()
     before = tree_details(snap)
     img = tree.workdir / "img"
-    call = tree.crest("dump", "-t", root, "-D", img, env_extra={"CREST_FAIL_AT": stage})
+    call = tree.crest("dump", "-t", root, "-D", img, *tree.dump_opts,
+                      env_extra={"CREST_FAIL_AT": stage})
     assert call.rc != 0, f"crest dump with CREST_FAIL_AT={stage} succeeded"
     assert call.rc > 0, f"crest dump was killed by signal {-call.rc}"
     changed = tree_changes(before)

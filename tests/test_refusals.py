@@ -79,3 +79,26 @@ def test_restore_pidfile_failure_kills_tree(tmp_path):
     finally:
         if alive(proc.pid):
             os.kill(proc.pid, signal.SIGKILL)
+
+
+def test_dump_refuses_locks_without_file_locks(tmp_path):
+    """As CRIU: a process holding file locks is dumped only with --file-locks."""
+    out = tmp_path / "out"
+    with open(out, "ab") as f:
+        proc = subprocess.Popen([str(ROOT / "build" / "tests" / "cases" / "flock"), str(out)],
+                                stdin=subprocess.DEVNULL, stdout=f, stderr=f,
+                                start_new_session=True)
+    try:
+        wait_for(lambda: "ready" in out.read_text(), "the flock case to be ready")
+        res = crest("dump", "-t", proc.pid, "-D", tmp_path / "img")
+        lines = res.stderr.strip().splitlines()
+        assert res.returncode != 0
+        assert len(lines) == 1 and "--file-locks" in lines[0] and str(proc.pid) in lines[0], \
+            res.stderr
+        assert not (tmp_path / "img" / "inventory.img").exists()
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0, out.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

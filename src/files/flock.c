@@ -16,6 +16,7 @@
  * Taking one POSIX lock twice (from two descriptions) replaces it with itself: harmless.
  */
 #define LOG_PREFIX "files/flock: "
+#include "cli/opts.h"
 #include "files/flock.h"
 #include "files/files.h"
 
@@ -221,6 +222,10 @@ int flock_dump(const struct fd_dump_arg *a, FileLock ***ret, size_t *ret_nr)
 	}
 	err = for_each_line(all, "", posix_lock, a, &ls);
 	free(all);
+	/* As CRIU: locks are saved only when asked, since restoring them can block or fail. */
+	if (!err && ls.nr && !a->opts->file_locks)
+		err = pr_errno(-EOPNOTSUPP, "pid %d fd %d: %s is locked (%zu lock(s)): dump with --file-locks to save file locks",
+			       a->pid, a->fd, a->link, ls.nr);
 	if (err) {
 		lockset_free(&ls);
 		return err;
