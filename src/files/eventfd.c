@@ -23,14 +23,6 @@ static bool eventfd_match(const struct fd_dump_arg *a)
 	return !strcmp(a->link, "anon_inode:[eventfd]");
 }
 
-/* The value of fdinfo line KEY ("\nname:"): every kind-specific line follows "pos:". */
-static const char *fdinfo_value(const char *fdinfo, const char *key)
-{
-	const char *p = strstr(fdinfo, key);
-
-	return p ? p + strlen(key) : NULL;
-}
-
 /*
  * "eventfd-count: %16llx" (hex, space padded) since 3.8; "eventfd-semaphore: %d" only since
  * 6.5. Without the second line the mode cannot be known without consuming the count, so the

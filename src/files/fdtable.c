@@ -66,6 +66,13 @@ void files_dump_free(struct files_dump *fd)
 	free(fd);
 }
 
+const char *fdinfo_value(const char *fdinfo, const char *key)
+{
+	const char *p = strstr(fdinfo, key);
+
+	return p ? p + strlen(key) : NULL;
+}
+
 /* fdinfo: "pos:\t<dec>" and "flags:\t0<octal>"; *text keeps the rest for the kinds. */
 static int read_fdinfo(pid_t pid, int fd, uint64_t *pos, uint32_t *flags, char **text)
 {

@@ -84,6 +84,12 @@ struct fd_kind {
 	int (*dump_finish)(struct img_dir *dir, bool complete);
 };
 
+/*
+ * The text right after line KEY ("\nname:") of an fdinfo (or other /proc) text, or NULL when
+ * there is no such line. Kind-specific fdinfo lines all follow "pos:", hence the newline.
+ */
+const char *fdinfo_value(const char *fdinfo, const char *key);
+
 /* The kinds, in match order (files/kinds.c). */
 extern const struct fd_kind *const fd_kinds[];
 const struct fd_kind *fd_kind_by_name(const char *name);

@@ -65,12 +65,11 @@ static bool pidfd_match(const struct fd_dump_arg *a)
 /* The number after KEY ("\nName:") in /proc/PID/<file> text; -ENOENT when absent. */
 static int field_int(const char *text, const char *key, int *ret)
 {
-	const char *p = strstr(text, key);
+	const char *p = fdinfo_value(text, key);
 	char *end;
 
 	if (!p)
 		return -ENOENT;
-	p += strlen(key);
 	*ret = strtol(p, &end, 10);
 	return end == p ? -EINVAL : 0;
 }

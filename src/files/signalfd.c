@@ -27,14 +27,13 @@ static bool signalfd_match(const struct fd_dump_arg *a)
 /* "sigmask:\t%016llx": the kernel's sigset_t as one hex number, bit N-1 for signal N. */
 static int parse_sigmask(const struct fd_dump_arg *a, uint64_t *mask)
 {
-	const char *p = strstr(a->fdinfo, "\nsigmask:");
+	const char *p = fdinfo_value(a->fdinfo, "\nsigmask:");
 	char *end;
 
 	if (!p) {
 		pr_err("pid %d fd %d: signalfd without a sigmask line in fdinfo", a->pid, a->fd);
 		return -EINVAL;
 	}
-	p += strlen("\nsigmask:");
 	errno = 0;
 	*mask = strtoull(p, &end, 16);
 	if (errno || end == p) {

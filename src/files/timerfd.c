@@ -58,13 +58,6 @@ static bool timerfd_match(const struct fd_dump_arg *a)
 	return !strcmp(a->link, "anon_inode:[timerfd]");
 }
 
-static const char *fdinfo_value(const char *fdinfo, const char *key)
-{
-	const char *p = strstr(fdinfo, key);
-
-	return p ? p + strlen(key) : NULL;
-}
-
 /* "(%llu, %llu)": tv_sec, tv_nsec. */
 static int parse_timespec(const char *p, struct timespec *ts)
 {
