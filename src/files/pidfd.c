@@ -34,26 +34,6 @@
 #include "util/log.h"
 #include "util/util.h"
 
-/* Past the 6.1 headers (include/uapi/linux/pidfd.h). */
-#ifndef PIDFD_THREAD
-#define PIDFD_THREAD O_EXCL
-#endif
-#ifndef PIDFD_NONBLOCK
-#define PIDFD_NONBLOCK O_NONBLOCK
-#endif
-#ifndef PIDFD_GET_INFO
-struct pidfd_info {		/* PIDFD_INFO_SIZE_VER0, 6.13 */
-	__u64 mask;
-	__u64 cgroupid;
-	__u32 pid, tgid, ppid, ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid;
-	__s32 exit_code;
-};
-#define PIDFD_GET_INFO _IOWR(0xFF, 11, struct pidfd_info)
-#endif
-#ifndef PIDFD_INFO_EXIT
-#define PIDFD_INFO_EXIT (1UL << 3)	/* 6.15 */
-#endif
-
 /* The ancestry walk gives up after this many steps, should parents change under it. */
 #define MAX_DEPTH 4096
 

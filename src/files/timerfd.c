@@ -35,12 +35,9 @@
 #include <unistd.h>
 
 #include "timerfd.pb-c.h"
+#include "util/kernel-compat.h"
 #include "util/log.h"
 #include "util/util.h"
-
-#ifndef TFD_IOC_SET_TICKS
-#define TFD_IOC_SET_TICKS _IOW('T', 0, uint64_t)
-#endif
 
 /* How often fdinfo and timerfd_gettime are read again before settling for what they say. */
 #define SNAPSHOT_TRIES 100

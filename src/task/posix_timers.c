@@ -39,14 +39,9 @@
 
 #include "infect/infect.h"
 #include "posix_timers.pb-c.h"
+#include "util/kernel-compat.h"
 #include "util/log.h"
 #include "util/util.h"
-
-#ifndef PR_TIMER_CREATE_RESTORE_IDS
-#define PR_TIMER_CREATE_RESTORE_IDS 77
-#define PR_TIMER_CREATE_RESTORE_IDS_OFF 0
-#define PR_TIMER_CREATE_RESTORE_IDS_ON 1
-#endif
 
 /* CPU clock ids (include/linux/posix-timers_types.h): pid in the high bits, bit 2 per-thread. */
 #define CPUCLOCK_PERTHREAD_MASK 4

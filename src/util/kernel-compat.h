@@ -5,6 +5,7 @@
 #ifndef CREST_UTIL_KERNEL_COMPAT_H
 #define CREST_UTIL_KERNEL_COMPAT_H
 
+#include <fcntl.h>
 #include <linux/types.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
@@ -70,6 +71,38 @@ struct ptrace_rseq_configuration {
 	__u32 flags;
 	__u32 pad;
 };
+#endif
+
+/* pidfd (include/uapi/linux/pidfd.h past 6.1). */
+#ifndef PIDFD_THREAD
+#define PIDFD_THREAD O_EXCL
+#endif
+#ifndef PIDFD_NONBLOCK
+#define PIDFD_NONBLOCK O_NONBLOCK
+#endif
+#ifndef PIDFD_GET_INFO
+struct pidfd_info {		/* PIDFD_INFO_SIZE_VER0, 6.13 */
+	__u64 mask;
+	__u64 cgroupid;
+	__u32 pid, tgid, ppid, ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid;
+	__s32 exit_code;
+};
+#define PIDFD_GET_INFO _IOWR(0xFF, 11, struct pidfd_info)
+#endif
+#ifndef PIDFD_INFO_EXIT
+#define PIDFD_INFO_EXIT (1UL << 3)	/* 6.15 */
+#endif
+
+/* timerfd: set the expiration count (CONFIG_CHECKPOINT_RESTORE). */
+#ifndef TFD_IOC_SET_TICKS
+#define TFD_IOC_SET_TICKS _IOW('T', 0, __u64)
+#endif
+
+/* POSIX timers: timer_create() takes the wanted id from *timerid (6.16?). */
+#ifndef PR_TIMER_CREATE_RESTORE_IDS
+#define PR_TIMER_CREATE_RESTORE_IDS 77
+#define PR_TIMER_CREATE_RESTORE_IDS_OFF 0
+#define PR_TIMER_CREATE_RESTORE_IDS_ON 1
 #endif
 
 #ifndef ARCH_MAP_VDSO_64
