@@ -189,6 +189,24 @@ def reap(pids):
             pass
 
 
+def traced_threads(pid):
+    """Threads of pid that are still traced (crest restore has not let them go yet)."""
+    traced = []
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return traced
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                for line in f:
+                    if line.startswith("TracerPid:") and line.split()[1] != "0":
+                        traced.append(int(tid))
+        except FileNotFoundError:
+            pass
+    return traced
+
+
 def reap_zombies():
     """Reaps every zombie child of the driver. A process the tree forked after the driver's
     snapshot is in the image too; killed by the dump, it is adopted by the driver and its pid
@@ -459,9 +477,8 @@ class Tree:
                     ok = int(Path(pidfile).read_text().strip() or 0) == self.root
                 except (FileNotFoundError, ValueError):
                     ok = False
-            if ok:
-                # the last thread may still be on its way out of the restorer
-                time.sleep(0.05)
+            if ok and not any(traced_threads(pid) for pid in snap):
+                # crest restore lets every thread go (detaches) as its very last step
                 return
             if time.monotonic() > deadline:
                 pytest.fail("tree not restored in time:\n  " + "\n  ".join(

@@ -278,7 +278,16 @@ static int seize_attach(pid_t tid)
 		return 0;
 	if ((errno == EPERM || errno == EINVAL) &&
 	    !ptrace(PTRACE_SEIZE, tid, NULL, (void *)(long)SEIZE_OPTIONS)) {
+		long mode = 0;
+
 		pr_debug("tid %d: seized without suspending seccomp", tid);
+		/* Its filter (or strict mode) would judge our remote calls: it could kill it. */
+		if (!status_fields(tid, (const char *const[]){ "Seccomp" }, &mode, 1) && mode) {
+			ptrace(PTRACE_DETACH, tid, NULL, NULL);
+			pr_err("tid %d: runs under seccomp, which only a crest with CAP_SYS_ADMIN can suspend for its remote calls",
+			       tid);
+			return -EPERM;
+		}
 		return 0;
 	}
 	err = errno;

@@ -19,6 +19,9 @@ extern const struct task_kind task_kind_posix_timers;
 extern const struct task_kind task_kind_sigaltstack;
 extern const struct task_kind task_kind_robust_list;
 extern const struct task_kind task_kind_prctl_misc;
+extern const struct task_kind task_kind_seccomp;
+extern const struct task_kind task_kind_creds;
+extern const struct task_kind task_kind_seccomp_strict;
 
 /* In the order their restore takes effect: credentials and seccomp must stay last. */
 const struct task_kind *const task_kinds[] = {
@@ -29,6 +32,15 @@ const struct task_kind *const task_kinds[] = {
 	&task_kind_sigaltstack,
 	&task_kind_robust_list,
 	&task_kind_prctl_misc,
+	/*
+	 * Last, in this order (see task/seccomp.c): filters while the thread still has crest's
+	 * CAP_SYS_ADMIN and no no_new_privs for TSYNC to spread; then credentials, which take
+	 * the capabilities every earlier kind may need; strict mode, which forbids nearly every
+	 * syscall, at the very end. Keep new kinds above these three.
+	 */
+	&task_kind_seccomp,
+	&task_kind_creds,
+	&task_kind_seccomp_strict,
 	NULL,
 };
 

@@ -96,12 +96,29 @@ static int write_timerslack(pid_t tid, uint64_t ns)
 	return ret;
 }
 
+/* True when tid already has what sa asks for (then nothing is set: setting some needs privilege). */
+static bool attr_unchanged(pid_t tid, const SchedAttrs *sa, SchedAttrs *now)
+{
+	return !read_attrs(tid, now) && now->policy == sa->policy &&
+	       now->rt_priority == sa->rt_priority && now->nice == sa->nice &&
+	       now->ioprio == sa->ioprio && now->affinity.len == sa->affinity.len &&
+	       !memcmp(now->affinity.data, sa->affinity.data, sa->affinity.len) &&
+	       (!sa->has_timerslack_ns || now->timerslack_ns == sa->timerslack_ns);
+}
+
 /* Policy before nice: leaving SCHED_IDLE or a real-time class resets nothing we set after. */
 static int sched_restore_thread(struct infect_ctl *ctl, pid_t tid, const ProtobufCMessage *rec)
 {
 	const SchedAttrs *sa = (const SchedAttrs *)rec;
 	struct sched_param param = { .sched_priority = sa->rt_priority };
+	SchedAttrs now = SCHED_ATTRS__INIT;
+	uint8_t mask[AFFINITY_BYTES];
+	bool same;
 
+	now.affinity.data = mask;
+	same = attr_unchanged(tid, sa, &now);
+	if (same)
+		return 0;
 	if (sched_setscheduler(tid, sa->policy, &param))
 		return pr_errno(-errno, "thread %d: cannot set scheduling policy %u priority %u",
 				tid, sa->policy, sa->rt_priority);
@@ -111,7 +128,8 @@ static int sched_restore_thread(struct infect_ctl *ctl, pid_t tid, const Protobu
 		return pr_errno(-errno, "thread %d: cannot set its CPU affinity (CPUs missing here?)", tid);
 	if (syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS, tid, sa->ioprio))
 		return pr_errno(-errno, "thread %d: cannot set I/O priority %#x", tid, sa->ioprio);
-	if (sa->has_timerslack_ns && write_timerslack(tid, sa->timerslack_ns))
+	if (sa->has_timerslack_ns && now.timerslack_ns != sa->timerslack_ns &&
+	    write_timerslack(tid, sa->timerslack_ns))
 		return pr_errno(-errno, "thread %d: cannot set timer slack %llu ns", tid,
 				(unsigned long long)sa->timerslack_ns);
 	return 0;

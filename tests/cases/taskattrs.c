@@ -99,7 +99,12 @@ static void set_stage(int s)
 static void *worker(void *arg)
 {
 	struct attrs want;
+	sigset_t term;
 
+	/* SIGTERM is the main thread's: a worker taking it would leave main waiting. */
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &term, NULL);
 	set_attrs(SCHED_BATCH, 9, IOPRIO(3, 0), 123456, 0);
 	get_attrs(&want);
 	set_stage(1);
