@@ -310,6 +310,8 @@ struct result {
 	char skipped[96];	/* reason, when not measured */
 	double med, lo, hi;	/* GB/s */
 	double aux_med;
+	struct result *base;	/* what crest does now, timed in the same rounds (see "paired") */
+	double paired;		/* median over rounds of base time / this time: > 1 is faster */
 };
 
 static struct result results[40];
@@ -375,6 +377,13 @@ static void finish(struct result *r)
 	r->hi = gbps[r->n - 1];
 	if (r->has_aux)
 		r->aux_med = median(r->aux, r->n);
+	if (r->base) {
+		double q[MAX_RUNS];
+
+		for (int i = 0; i < r->n; i++)
+			q[i] = r->base->secs[i] / r->secs[i];
+		r->paired = median(q, r->n);
+	}
 	fprintf(stderr, "  %-5s %-52s %6.2f GB/s (%.2f-%.2f)%s\n", r->group, r->name, r->med,
 		r->lo, r->hi, r->verified < 0 ? "  OUTPUT MISMATCH" : "");
 }
@@ -760,6 +769,7 @@ static int run_pvm(void *arg, struct sample *s, bool last)
 }
 
 #define NPVM 6
+#define PVM_CURRENT 1		/* conf[] index of what src/mem/pages.c does: the base of "paired" */
 static struct pvm_arg pvm_args[NPVM];
 
 /* Adds the path A jobs; returns how many. */
@@ -889,6 +899,9 @@ static void measure_dump(void)
 	int n = path_a_jobs(jobs);
 
 	n += path_b_jobs(jobs + n);
+	/* Noise here comes in bursts; comparing each run with the 4 MiB one of its round cancels much of it. */
+	for (int i = 0; i < n; i++)
+		jobs[i].r->base = jobs[PVM_CURRENT].r;
 	run_jobs(jobs, n);
 	for (int i = 0; i < NPVM; i++)
 		munmap(pvm_args[i].buf, pvm_args[i].buf_len);
@@ -950,6 +963,8 @@ static void measure_restore(void)
 					run_read, &args[i] };
 		jobs[i].r->has_aux = conf[i].mode == C_POPULATE_WRITE || conf[i].mode == C_MAP_POPULATE;
 	}
+	for (int i = 0; i < 4; i++)
+		jobs[i].r->base = jobs[1].r;	/* MADV_POPULATE_WRITE + read: src/mem/premap.c */
 	run_jobs(jobs, 4);
 	munmap(reused, cfg.mem);
 }
@@ -1057,11 +1072,14 @@ static void print_table(void)
 	else
 		printf("%s: %ld, not changed%s%s\n", PIPE_MAX_PATH, pms.orig,
 		       pms.err[0] ? "; " : "", pms.err);
-	printf("\n%-5s  %-52s %7s %7s %7s %8s %9s %5s  %s\n", "group", "measurement", "median",
-	       "min", "max", "/memcpy", "/tmpfs-wr", "check", "note");
+	printf("paired: speed relative to what crest does now, as the median over the rounds of the per-round\n"
+	       "        ratio (runs alternate, so a burst of load hits both): A and B against A with a 4 MiB\n"
+	       "        buffer (src/mem/pages.c), C against MADV_POPULATE_WRITE + read (src/mem/premap.c)\n");
+	printf("\n%-5s  %-52s %7s %7s %7s %8s %9s %6s %5s  %s\n", "group", "measurement", "median",
+	       "min", "max", "/memcpy", "/tmpfs-wr", "paired", "check", "note");
 	for (int i = 0; i < nresults; i++) {
 		struct result *r = &results[i];
-		char note[64] = "";
+		char note[64] = "", paired[16] = "-";
 
 		if (r->skipped[0]) {
 			printf("%-5s  %-52s skipped: %s\n", r->group, r->name, r->skipped);
@@ -1070,9 +1088,11 @@ static void print_table(void)
 		if (r->has_aux)
 			snprintf(note, sizeof(note), "%.0f%% of the time in %s", r->aux_med * 100,
 				 r->group[0] == 'A' ? "process_vm_readv" : "mmap+populate");
-		printf("%-5s  %-52s %7.2f %7.2f %7.2f %7.0f%% %8.0f%% %5s  %s\n", r->group, r->name,
+		if (r->base)
+			snprintf(paired, sizeof(paired), "%.2f", r->paired);
+		printf("%-5s  %-52s %7.2f %7.2f %7.2f %7.0f%% %8.0f%% %6s %5s  %s\n", r->group, r->name,
 		       r->med, r->lo, r->hi, r->med / lim_memcpy * 100, r->med / lim_tmpfs * 100,
-		       r->verified > 0 ? "ok" : r->verified < 0 ? "BAD" : "-", note);
+		       paired, r->verified > 0 ? "ok" : r->verified < 0 ? "BAD" : "-", note);
 	}
 	fflush(stdout);
 }
@@ -1135,6 +1155,11 @@ static void write_json(void)
 			"\"max_gbps\": %.4f, \"ratio_memcpy\": %.4f, \"ratio_tmpfs_write\": %.4f, "
 			"\"verified\": %s", r->bytes, r->med, r->lo, r->hi, r->med / lim_memcpy,
 			r->med / lim_tmpfs, r->verified > 0 ? "true" : r->verified < 0 ? "false" : "null");
+		if (r->base) {
+			fprintf(f, ", \"paired_base\": ");
+			json_str(f, r->base->name);
+			fprintf(f, ", \"paired\": %.4f", r->paired);
+		}
 		if (r->has_aux)
 			fprintf(f, ", \"%s_share_median\": %.4f",
 				r->group[0] == 'A' ? "readv" : "populate", r->aux_med);

@@ -68,8 +68,10 @@ def mode_redump(tree, snap):
     d1, d2 = tree.workdir / "d1", tree.workdir / "d2"
     tree.dump(d1)
     tree.expect_original_killed(snap)
-    first = tree.crest_bg("restore", "-D", d1)
-    tree.wait_restored(snap, bg=first)
+    # The pidfile is written once every thread is let go: before that the tree is crest's.
+    pidfile = tree.workdir / "first.pid"
+    first = tree.crest_bg("restore", "-D", d1, "--pidfile", pidfile)
+    tree.wait_restored(snap, bg=first, pidfile=pidfile)
     again = tree.snapshot()
     assert sorted(again) == sorted(snap), f"restored tree has pids {sorted(again)}, " \
                                           f"want {sorted(snap)}"

@@ -1,7 +1,7 @@
 """What crest refuses, and that refusing harms nothing.
 
-- A process in a namespace of its own cannot be dumped yet: one error line naming the pid and
-  the namespace, the process runs on, and the image directory is left incomplete.
+- A process in a network namespace of its own cannot be dumped yet: one error line naming the
+  pid and the namespace, the process runs on, and the image directory is left incomplete.
 - A restore whose --pidfile cannot be written takes the restored tree back: nobody could find
   it, so nothing may be left running.
 """
@@ -44,17 +44,17 @@ def alive(pid):
 
 
 def test_dump_refuses_own_namespace(tmp_path):
-    proc = subprocess.Popen(["unshare", "--uts", "sleep", "30"], stdin=subprocess.DEVNULL,
+    proc = subprocess.Popen(["unshare", "--net", "sleep", "30"], stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     try:
-        wait_for(lambda: ns_inode(proc.pid, "uts") != ns_inode("self", "uts"),
-                 "the process to enter its uts namespace")
+        wait_for(lambda: ns_inode(proc.pid, "net") != ns_inode("self", "net"),
+                 "the process to enter its net namespace")
         res = crest("dump", "-t", proc.pid, "-D", tmp_path / "img")
         lines = res.stderr.strip().splitlines()
         assert res.returncode != 0
         assert len(lines) == 1, f"want one error line, got: {res.stderr!r}"
-        assert str(proc.pid) in lines[0] and "uts namespace" in lines[0]
+        assert str(proc.pid) in lines[0] and "net namespace" in lines[0]
         assert proc.poll() is None, "the refused process did not survive the dump"
         assert not (tmp_path / "img" / "inventory.img").exists()
     finally:

@@ -46,6 +46,18 @@ static const struct verb verbs[] = {
 	{ "check", cmd_check,
 	  "crest check\n"
 	  "  Report which kernel features crest relies on are present here.\n" },
+	{ "run", cmd_run,
+	  "crest run [options] [--] CMD [ARGS...]\n"
+	  "  Start CMD so that it can be checkpointed with its namespaces: in new uts and ipc\n"
+	  "  namespaces, as the leader of its own session, detached. Print its PID and return\n"
+	  "  at once. Put -- before CMD when CMD or its arguments start with '-'.\n"
+	  "  -i, --stdin FILE        its standard input (default /dev/null)\n"
+	  "  -O, --stdout FILE       its standard output, appended to (default /dev/null)\n"
+	  "  -E, --stderr FILE       its standard error, appended to (default /dev/null)\n"
+	  "      --hostname NAME     the hostname in its new uts namespace\n"
+	  "      --timens            a new time namespace too, so that its CLOCK_MONOTONIC and\n"
+	  "                          CLOCK_BOOTTIME go on from their values at dump after a restore\n"
+	  "      --pidns             refused: pid namespaces cannot be checkpointed yet\n" },
 	{ "show", cmd_show,
 	  "crest show [FILE|DIR]...\n"
 	  "  Print image files, or a whole image directory, as JSON (default: -D or \".\").\n" },
@@ -60,6 +72,7 @@ static void print_help(FILE *out)
 		"  dump      checkpoint a process tree to an image directory\n"
 		"  restore   restore a process tree from an image directory\n"
 		"  check     report the kernel features crest needs\n"
+		"  run       start a command in namespaces of its own, ready to be dumped\n"
 		"  show      print images as JSON\n\n"
 		"Common options:\n"
 		"  -D, --images-dir DIR    image directory (default \".\")\n"
@@ -72,7 +85,7 @@ static void print_help(FILE *out)
 
 enum {
 	OPT_PIDFILE = 256, OPT_TIMEOUT, OPT_STATS, OPT_GHOST_LIMIT, OPT_FILE_LOCKS,
-	OPT_EXT_UNIX_SK, OPT_TCP_ESTABLISHED, OPT_TCP_CLOSE,
+	OPT_EXT_UNIX_SK, OPT_TCP_ESTABLISHED, OPT_TCP_CLOSE, OPT_HOSTNAME, OPT_TIMENS, OPT_PIDNS,
 };
 
 static const struct option long_opts[] = {
@@ -91,6 +104,12 @@ static const struct option long_opts[] = {
 	{ "ext-unix-sk", no_argument, NULL, OPT_EXT_UNIX_SK },
 	{ "tcp-established", no_argument, NULL, OPT_TCP_ESTABLISHED },
 	{ "tcp-close", no_argument, NULL, OPT_TCP_CLOSE },
+	{ "stdin", required_argument, NULL, 'i' },
+	{ "stdout", required_argument, NULL, 'O' },
+	{ "stderr", required_argument, NULL, 'E' },
+	{ "hostname", required_argument, NULL, OPT_HOSTNAME },
+	{ "timens", no_argument, NULL, OPT_TIMENS },
+	{ "pidns", no_argument, NULL, OPT_PIDNS },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ 0 },
@@ -149,7 +168,7 @@ static int parse_options(int argc, char **argv, struct crest_opts *o, bool *help
 	long n;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "t:D:o:v::RjdhV", long_opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "t:D:o:v::RjdhVi:O:E:", long_opts, NULL)) != -1) {
 		switch (c) {
 		case 't':
 			if (parse_number("-t", optarg, 1, &n))
@@ -177,6 +196,12 @@ static int parse_options(int argc, char **argv, struct crest_opts *o, bool *help
 		case OPT_EXT_UNIX_SK: o->ext_unix_sk = true; break;
 		case OPT_TCP_ESTABLISHED: o->tcp_established = true; break;
 		case OPT_TCP_CLOSE: o->tcp_close = true; break;
+		case 'i': o->run_stdin = optarg; break;
+		case 'O': o->run_stdout = optarg; break;
+		case 'E': o->run_stderr = optarg; break;
+		case OPT_HOSTNAME: o->run_hostname = optarg; break;
+		case OPT_TIMENS: o->run_timens = true; break;
+		case OPT_PIDNS: o->run_pidns = true; break;
 		case 'h': *help = true; break;
 		case 'V':
 			printf("crest %s\n", CREST_VERSION);

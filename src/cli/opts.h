@@ -22,6 +22,12 @@ struct crest_opts {
 	bool ext_unix_sk;		/* --ext-unix-sk: unix peers outside the tree allowed */
 	bool tcp_established;		/* --tcp-established: save live TCP connections */
 	bool tcp_close;			/* --tcp-close: restore TCP connections closed */
+	const char *run_stdin;		/* run -i: the command's standard input (/dev/null) */
+	const char *run_stdout;		/* run -O: its standard output, appended (/dev/null) */
+	const char *run_stderr;		/* run -E: its standard error, appended (/dev/null) */
+	const char *run_hostname;	/* run --hostname: set in its new uts namespace */
+	bool run_timens;		/* run --timens: a new time namespace too */
+	bool run_pidns;			/* run --pidns: refused, pid namespaces are not saved yet */
 	int nr_args;			/* positional arguments after the verb */
 	char **args;
 };
@@ -30,5 +36,6 @@ int cmd_dump(const struct crest_opts *opts);
 int cmd_restore(const struct crest_opts *opts);
 int cmd_check(const struct crest_opts *opts);
 int cmd_show(const struct crest_opts *opts);
+int cmd_run(const struct crest_opts *opts);
 
 #endif

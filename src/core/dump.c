@@ -79,12 +79,10 @@ static int stage_freeze(struct dump_ctx *ctx)
 	ctx->procs = xzalloc(ctx->tree.nr * sizeof(*ctx->procs));
 	if (!ctx->procs)
 		return -ENOMEM;
-	for (size_t i = 0; i < ctx->tree.nr; i++) {
+	for (size_t i = 0; i < ctx->tree.nr; i++)
 		ctx->procs[i].p = &ctx->tree.procs[i];
-		if (!ctx->tree.procs[i].zombie && (ret = ns_check_dumpable(ctx->tree.procs[i].pid)))
-			return ret;
-	}
-	return check_sessions(ctx);
+	ret = ns_dump(ctx->dir, &ctx->tree);
+	return ret ? ret : check_sessions(ctx);
 }
 
 static int collect_threads(struct infect_ctl *ctl, struct dump_proc *dp)

@@ -101,6 +101,27 @@ static int add_proc(struct pstree *tree, pid_t pid)
 	return 0;
 }
 
+/*
+ * The leader exited while the tree was being frozen. Its parent is in the tree (the root
+ * cannot get here: it is checked first), so it stays a zombie until the parent, frozen now,
+ * reaps it: save it as one. A process already reaped is gone: -ENOENT drops it.
+ */
+static int became_zombie(struct pstree_proc *p)
+{
+	struct proc_stat ps;
+
+	if (read_stat(p->pid, &ps))
+		return -ENOENT;
+	if (ps.state != 'Z' && ps.state != 'X')
+		return pr_errno(-ESRCH, "pid %d: cannot be frozen and has not exited", p->pid);
+	p->zombie = true;
+	p->exit_status = ps.exit_code;
+	read_comm(p->pid, p->comm, sizeof(p->comm));
+	pstree_release_proc(p);
+	p->nr_threads = 0;
+	return 0;
+}
+
 /* Seizes threads of p not seized yet; *found is set when there were any. */
 static int seize_threads(struct pstree_proc *p, int timeout_ms, bool *found)
 {
@@ -111,8 +132,10 @@ static int seize_threads(struct pstree_proc *p, int timeout_ms, bool *found)
 
 	snprintf(path, sizeof(path), "/proc/%d/task", p->pid);
 	d = opendir(path);
+	if (!d && errno == ENOENT)
+		return became_zombie(p);
 	if (!d)
-		return pr_errno(-errno == -ENOENT ? -ESRCH : -errno, "pid %d: cannot list threads", p->pid);
+		return pr_errno(-errno, "pid %d: cannot list threads", p->pid);
 	while (!ret && (de = readdir(d))) {
 		pid_t tid = atoi(de->d_name);
 
@@ -123,12 +146,13 @@ static int seize_threads(struct pstree_proc *p, int timeout_ms, bool *found)
 			ret = 0;
 			continue;
 		}
-		if (ret) {
-			/* infect said why, except for a leader that vanished. */
-			if (ret == -ESRCH)
-				pr_err("pid %d: exited while it was being frozen", p->pid);
+		if (ret == -ESRCH)
+			ret = became_zombie(p);
+		/* infect said why it could not freeze the thread. */
+		if (ret)
 			break;
-		}
+		if (p->zombie)
+			break;
 		ret = xgrow((void **)&p->threads, &p->cap_threads, p->nr_threads + 1, sizeof(pid_t));
 		if (!ret) {
 			/* Keep the leader first: restore creates it as the process itself. */
@@ -175,6 +199,13 @@ static int add_children(struct pstree *tree, size_t idx, bool *found)
 	return 0;
 }
 
+static void drop_proc(struct pstree *tree, size_t i)
+{
+	free(tree->procs[i].threads);
+	memmove(&tree->procs[i], &tree->procs[i + 1], (tree->nr - i - 1) * sizeof(*tree->procs));
+	tree->nr--;
+}
+
 static int freeze_pass(struct pstree *tree, int timeout_ms, bool *found)
 {
 	for (size_t i = 0; i < tree->nr; i++) {
@@ -183,7 +214,11 @@ static int freeze_pass(struct pstree *tree, int timeout_ms, bool *found)
 		if (tree->procs[i].zombie)
 			continue;
 		ret = seize_threads(&tree->procs[i], timeout_ms, found);
-		if (!ret)
+		if (ret == -ENOENT && i > 0) {	/* exited and reaped meanwhile */
+			drop_proc(tree, i--);
+			continue;
+		}
+		if (!ret && !tree->procs[i].zombie)
 			ret = add_children(tree, i, found);
 		if (ret)
 			return ret;
@@ -210,6 +245,8 @@ int pstree_freeze(pid_t root, int timeout_ms, struct pstree *ret)
 		found = false;
 		err = freeze_pass(&tree, timeout_ms, &found);
 	}
+	if (!err && tree.procs[0].zombie)
+		err = pr_errno(-ESRCH, "pid %d: exited while it was being frozen", root);
 	if (err) {
 		pstree_release(&tree);
 		pstree_free(&tree);
@@ -220,11 +257,16 @@ int pstree_freeze(pid_t root, int timeout_ms, struct pstree *ret)
 	return 0;
 }
 
+void pstree_release_proc(struct pstree_proc *p)
+{
+	for (size_t t = 0; t < p->nr_threads; t++)
+		infect_release(p->threads[t]);
+}
+
 void pstree_release(struct pstree *tree)
 {
 	for (size_t i = 0; i < tree->nr; i++)
-		for (size_t t = 0; t < tree->procs[i].nr_threads; t++)
-			infect_release(tree->procs[i].threads[t]);
+		pstree_release_proc(&tree->procs[i]);
 }
 
 void pstree_kill(struct pstree *tree)

@@ -31,6 +31,7 @@ struct pstree {
 int pstree_freeze(pid_t root, int timeout_ms, struct pstree *ret);
 /* Lets every thread run on exactly as before. */
 void pstree_release(struct pstree *tree);
+void pstree_release_proc(struct pstree_proc *p);
 /* Kills every process of the tree (after a successful dump). */
 void pstree_kill(struct pstree *tree);
 void pstree_free(struct pstree *tree);

@@ -30,6 +30,7 @@
 #include "cli/opts.h"
 #include "files/files.h"
 #include "image/img.h"
+#include "ns/ns.h"
 #include "task/task.h"
 #include "util/futex.h"
 #include "util/kernel-compat.h"
@@ -67,6 +68,7 @@ int restore_fork(struct restore_ctx *ctx, struct rproc *rp)
 {
 	pid_t tid = rp->pe->pid;
 	struct clone_args ca = {
+		.flags = rp->clone_flags,
 		.exit_signal = SIGCHLD,
 		.set_tid = (uint64_t)&tid,
 		.set_tid_size = 1,
@@ -83,8 +85,14 @@ int restore_fork(struct restore_ctx *ctx, struct rproc *rp)
 			pr_perror("pid %d: clone3 with set_tid failed", tid);
 		return -errno;
 	}
-	if (pid == 0)
+	if (pid == 0) {
+		/* Namespaces it made are filled in before anything else runs in them. */
+		int ret = rp->clone_flags ? ns_restore_root(ctx->ns) : 0;
+
+		if (ret)
+			restore_fail(ctx, ret);
 		restore_task(ctx, rp);
+	}
 	return 0;
 }
 

@@ -26,6 +26,7 @@
 #include "files/files.h"
 #include "image/img.h"
 #include "infect/infect.h"
+#include "ns/ns.h"
 #include "task/task.h"
 #include "util/futex.h"
 #include "util/kernel-compat.h"
@@ -288,8 +289,8 @@ static int report_ctl_error(struct restore_ctx *ctx)
 	return ctl->error;
 }
 
-/* A created process that is gone (not a zombie by design) means the restore failed. */
-static int check_alive(struct restore_ctx *ctx)
+/* The pid of a created process that is gone (not a zombie by design), or 0. */
+static pid_t find_dead(struct restore_ctx *ctx)
 {
 	for (size_t i = 0; i < ctx->nr_procs; i++) {
 		pid_t pid = ctx->slots[i].pid;
@@ -305,10 +306,8 @@ static int check_alive(struct restore_ctx *ctx)
 				state = 0;
 			fclose(f);
 		}
-		if (!f || state == 'Z' || state == 'X') {
-			pr_err("pid %d died during restore", pid);
-			return -ESRCH;
-		}
+		if (!f || state == 'Z' || state == 'X')
+			return pid;
 	}
 	return 0;
 }
@@ -316,6 +315,8 @@ static int check_alive(struct restore_ctx *ctx)
 /* Waits until *counter reaches want, watching for errors, deaths and the deadline. */
 static int wait_count(struct restore_ctx *ctx, uint32_t *counter, uint32_t want, uint64_t deadline)
 {
+	pid_t dead;
+
 	for (;;) {
 		uint32_t cur = atomic_load32(counter);
 
@@ -323,8 +324,14 @@ static int wait_count(struct restore_ctx *ctx, uint32_t *counter, uint32_t want,
 			return report_ctl_error(ctx);
 		if (cur >= want)
 			return 0;
-		if (check_alive(ctx))
-			return atomic_load32((uint32_t *)&ctx->ctl->error) ? report_ctl_error(ctx) : -ESRCH;
+		dead = find_dead(ctx);
+		if (dead) {
+			/* A process that failed said why before it exited: then that is the report. */
+			if (atomic_load32((uint32_t *)&ctx->ctl->error))
+				return report_ctl_error(ctx);
+			pr_err("pid %d died during restore", dead);
+			return -ESRCH;
+		}
 		if (now_ns() > deadline) {
 			pr_err("restore timed out: %u of %u processes arrived", cur, want);
 			return -ETIMEDOUT;
@@ -488,6 +495,8 @@ static int prepare(struct restore_ctx *ctx)
 	int ret = read_tree(ctx);
 
 	if (!ret)
+		ret = ns_restore_read(ctx->dir, &ctx->ns);
+	if (!ret)
 		ret = check_pids_free(ctx);
 	if (ret)
 		return ret;
@@ -527,10 +536,27 @@ static void give_terminal(struct restore_ctx *ctx)
 	}
 }
 
+/*
+ * The root is created in the namespaces the tree had of its own: uts and ipc by clone3 flags;
+ * a time namespace must exist, with its offsets set, before its first process enters it, so
+ * crest unshares one for its children just around this fork.
+ */
+static int fork_root(struct restore_ctx *ctx)
+{
+	int saved_timens, ret = ns_timens_prepare(ctx->ns, &saved_timens);
+
+	if (ret)
+		return ret;
+	ctx->procs[0].clone_flags = ns_root_clone_flags(ctx->ns);
+	ret = restore_fork(ctx, &ctx->procs[0]);
+	ns_timens_done(saved_timens);
+	return ret;
+}
+
 static int run(struct restore_ctx *ctx)
 {
 	uint64_t deadline = now_ns() + RESTORE_TIMEOUT_MS * 1000000ULL;
-	int ret = restore_fork(ctx, &ctx->procs[0]);
+	int ret = fork_root(ctx);
 
 	if (!ret)
 		ret = run_barriers(ctx, deadline);

@@ -14,6 +14,7 @@
 #include "core/stats.h"
 #include "inventory.pb-c.h"
 #include "mem/mem.h"
+#include "ns.pb-c.h"
 #include "pstree.pb-c.h"
 #include "restorer/restorer.h"
 
@@ -48,6 +49,7 @@ struct rproc {
 	struct rproc **children;
 	size_t nr_children;
 	size_t idx;			/* position in restore_ctx.procs and in the slots */
+	uint64_t clone_flags;		/* CLONE_NEW* it is created with (the root's own ns) */
 };
 
 /* A shared memory object, created by its owner and taken by the others. */
@@ -69,6 +71,7 @@ struct restore_ctx {
 	const struct crest_opts *opts;
 	struct img_dir *dir;
 	const Inventory *inv;
+	NsEntry *ns;			/* ns.img: the tree's own namespaces; NULL: none */
 	struct rproc *procs;		/* pstree order: parents first */
 	size_t nr_procs;
 	size_t nr_live;			/* processes that are not zombies */
@@ -88,7 +91,10 @@ struct restore_ctx {
 
 /* Runs in the freshly created process rp; never returns. */
 __attribute__((noreturn)) void restore_task(struct restore_ctx *ctx, struct rproc *rp);
-/* Creates rp as a child of the caller with its pid (clone3 set_tid); 0 or -errno. */
+/*
+ * Creates rp as a child of the caller with its pid (clone3 set_tid), in new namespaces of
+ * rp->clone_flags, which it fills in (ns_restore_root) first thing; 0 or -errno.
+ */
 int restore_fork(struct restore_ctx *ctx, struct rproc *rp);
 /* Reports a failure of this process to the controller and exits. */
 __attribute__((noreturn)) void restore_fail(struct restore_ctx *ctx, int err);

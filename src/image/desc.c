@@ -11,6 +11,7 @@
 #include "files.pb-c.h"
 #include "inventory.pb-c.h"
 #include "mm.pb-c.h"
+#include "ns.pb-c.h"
 #include "pagemap.pb-c.h"
 #include "pstree.pb-c.h"
 
@@ -31,6 +32,7 @@ static const struct img_magic_desc img_magic_descs[] = {
 	{ IMG_MAGIC_FILES,     NULL,                      &file_entry__descriptor },
 	{ IMG_MAGIC_FDINFO,    NULL,                      &fd_entry__descriptor },
 	{ IMG_MAGIC_PIPE_DATA, NULL,                      &pipe_data__descriptor },
+	{ IMG_MAGIC_NS,        NULL,                      &ns_entry__descriptor },
 };
 
 static const struct img_magic_desc *find_magic(uint32_t magic)

@@ -28,6 +28,7 @@ enum img_magic {
 	IMG_MAGIC_FILES     = 0x43524906,
 	IMG_MAGIC_FDINFO    = 0x43524907,
 	IMG_MAGIC_PIPE_DATA = 0x43524908,
+	IMG_MAGIC_NS        = 0x43524909,	/* ns.img: the tree's own namespaces */
 	IMG_MAGIC_RAW       = 0,		/* pages-*.img: raw, page-aligned data */
 };
 

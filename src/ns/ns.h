@@ -1,13 +1,42 @@
-/* Namespaces: what crest can checkpoint of them. */
+/*
+ * Namespaces: which ones a tree may have of its own, recording them at dump and making them
+ * again at restore. For now a tree may own one uts, one ipc and one time namespace, shared by
+ * all of it; every other kind must be crest's.
+ */
 #ifndef CREST_NS_NS_H
 #define CREST_NS_NS_H
 
+#include <stdint.h>
 #include <sys/types.h>
 
+#include "ns.pb-c.h"
+
+struct img_dir;
+struct pstree;
+
 /*
- * Dump: crest restores processes into its own namespaces for now, so a process that lives
- * in any other (pid, net, ipc, uts, mnt, user, cgroup, time) makes the dump fail, naming it.
+ * Dump, with the tree frozen: every thread must live in crest's pid, net, mnt, user and
+ * cgroup namespaces, and in the same uts, ipc and time namespaces as the root; those of the
+ * three that are not crest's are recorded in ns.img (hostname, clocks). An own ipc namespace
+ * must hold no SysV objects. Returns 0, or -errno after one error line naming the pid and
+ * the namespace (-EOPNOTSUPP for what crest cannot checkpoint yet).
  */
-int ns_check_dumpable(pid_t pid);
+int ns_dump(struct img_dir *dir, const struct pstree *tree);
+
+/* Restore, in the controller: ns.img into *ret, or NULL for an image made before it existed. */
+int ns_restore_read(struct img_dir *dir, NsEntry **ret);
+/* The clone3 flags that create the root in its own namespaces: CLONE_NEWUTS, CLONE_NEWIPC. */
+uint64_t ns_root_clone_flags(const NsEntry *ns);
+/*
+ * Controller, just before it forks the root: with a time namespace recorded, unshares one
+ * for its children only (crest itself stays in its own) and sets its offsets so that the
+ * tree's clocks go on from the values seen at dump. *ret_saved is crest's own time namespace
+ * for ns_timens_done, or -1 when nothing was changed.
+ */
+int ns_timens_prepare(const NsEntry *ns, int *ret_saved);
+/* After the root is forked: processes crest forks later are born in crest's time ns again. */
+void ns_timens_done(int saved);
+/* In the new root, before it forks anything: the hostname and domain name of its uts ns. */
+int ns_restore_root(const NsEntry *ns);
 
 #endif
