@@ -11,7 +11,10 @@
  *           MADV_POPULATE_WRITE, and into an mmap(MAP_POPULATE) area.
  * Every figure is the median of --runs runs (after --warmup untimed ones) with min and max, in
  * GB/s (10^9 bytes a second), and its ratio to the measured memcpy and tmpfs-write limits.
- * The table goes to stdout, the raw run times to a JSON file.
+ * The runs of a phase alternate between its configurations, and "paired" is the median of each
+ * run's speed over that of what crest does now (A 4 MiB; C MADV_POPULATE_WRITE) in the same
+ * round: on a shared machine, bursts of load then hit both sides. Each output is checked against
+ * a hash of its source. The table goes to stdout, the raw run times to a JSON file.
  *
  * Pipes above /proc/sys/fs/pipe-max-size need CAP_SYS_RESOURCE. Without it, root raises the
  * sysctl just long enough to size the pipes, then writes the old value back (also on exit,

@@ -102,3 +102,77 @@ def test_dump_refuses_locks_without_file_locks(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+SHARED_TABLES = r"""
+#define _GNU_SOURCE
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+static char stack[65536];
+static int child(void *arg) { for (;;) pause(); return 0; }
+int main(int argc, char **argv)
+{
+	clone(child, stack + sizeof(stack), atoi(argv[1]) | SIGCHLD, NULL);
+	for (;;) pause();
+}
+"""
+
+
+@pytest.mark.parametrize("flag,words", [(0x400, "CLONE_FILES"), (0x200, "CLONE_FS")])
+def test_dump_refuses_shared_tables(tmp_path, flag, words):
+    """Two processes sharing an fd table or fs state would come back with a copy each: the
+    dump refuses them, one line naming both pids, and both run on."""
+    src, exe = tmp_path / "shared.c", tmp_path / "shared"
+    src.write_text(SHARED_TABLES)
+    subprocess.run(["gcc", "-o", str(exe), str(src)], check=True)
+    proc = subprocess.Popen([str(exe), str(flag)], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        wait_for(lambda: os.path.exists(f"/proc/{proc.pid}/task/{proc.pid}/children") and
+                 open(f"/proc/{proc.pid}/task/{proc.pid}/children").read().strip(),
+                 "the child to exist")
+        child = int(open(f"/proc/{proc.pid}/task/{proc.pid}/children").read().split()[0])
+        res = crest("dump", "-t", proc.pid, "-D", tmp_path / "img")
+        lines = res.stderr.strip().splitlines()
+        assert res.returncode != 0
+        assert len(lines) == 1 and words in lines[0], res.stderr
+        assert str(proc.pid) in lines[0] and str(child) in lines[0], res.stderr
+        assert alive(proc.pid) and alive(child)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+MQUEUE = r"""
+import ctypes, os, signal, sys, time
+rt = ctypes.CDLL("librt.so.1", use_errno=True)
+name = b"/crest-test-%d" % os.getpid()
+fd = rt.mq_open(name, os.O_RDWR | os.O_CREAT, 0o600, None)
+if fd < 0:
+    sys.exit("mq_open failed: %d" % ctypes.get_errno())
+rt.mq_unlink(name)
+print("ready", flush=True)
+signal.pause()
+"""
+
+
+def test_dump_refuses_posix_mqueue(tmp_path):
+    """A POSIX message queue looks like a regular file; its messages cannot be saved yet."""
+    out = tmp_path / "out"
+    with open(out, "ab") as f:
+        proc = subprocess.Popen(["/usr/bin/python3", "-c", MQUEUE], stdin=subprocess.DEVNULL,
+                                stdout=f, stderr=f, start_new_session=True)
+    try:
+        wait_for(lambda: "ready" in out.read_text(), "the queue to be open")
+        res = crest("dump", "-t", proc.pid, "-D", tmp_path / "img")
+        lines = res.stderr.strip().splitlines()
+        assert res.returncode != 0
+        assert len(lines) == 1 and str(proc.pid) in lines[0] and "crest-test" in lines[0] \
+            and "message queue" in lines[0], res.stderr
+        assert proc.poll() is None, "the refused process did not survive the dump"
+    finally:
+        proc.kill()
+        proc.wait()

@@ -126,11 +126,21 @@ static int collect_proc(struct dump_proc *dp)
 
 static int stage_collect(struct dump_ctx *ctx)
 {
-	for (size_t i = 0; i < ctx->tree.nr; i++) {
-		int ret = collect_proc(&ctx->procs[i]);
+	_cleanup_free_ pid_t *seen = xmalloc(ctx->tree.nr * sizeof(pid_t) + 1);
+	size_t nr_seen = 0;
 
+	if (!seen)
+		return -ENOMEM;
+	for (size_t i = 0; i < ctx->tree.nr; i++) {
+		struct pstree_proc *p = &ctx->tree.procs[i];
+		int ret = p->zombie ? 0 : task_check_own_fs(p->pid, seen, nr_seen);
+
+		if (!ret)
+			ret = collect_proc(&ctx->procs[i]);
 		if (ret)
 			return ret;
+		if (!p->zombie)
+			seen[nr_seen++] = p->pid;
 	}
 	return 0;
 }

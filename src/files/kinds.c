@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+extern const struct fd_kind fd_kind_mqueue;
 extern const struct fd_kind fd_kind_reg;
 extern const struct fd_kind fd_kind_pipe;
 extern const struct fd_kind fd_kind_tty;
@@ -21,6 +22,7 @@ extern const struct fd_kind fd_kind_unix;
 extern const struct fd_kind fd_kind_unsupported_socket;
 
 const struct fd_kind *const fd_kinds[] = {
+	&fd_kind_mqueue,	/* first: a queue also looks like a regular or deleted file */
 	&fd_kind_reg,
 	&fd_kind_pipe,
 	&fd_kind_tty,

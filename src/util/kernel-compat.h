@@ -113,9 +113,8 @@ struct pidfd_info {		/* PIDFD_INFO_SIZE_VER0, 6.13 */
 #define MADV_POPULATE_WRITE 23
 #endif
 
-#ifndef KCMP_FILE
-#define KCMP_FILE 0
-#endif
+/* kcmp types (KCMP_FILE, KCMP_FILES, KCMP_FS, ...): the 6.1 header has them all. */
+#include <linux/kcmp.h>
 
 static inline int sys_pidfd_open(pid_t pid, unsigned int flags)
 {

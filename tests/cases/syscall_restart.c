@@ -148,6 +148,26 @@ static const struct {
 };
 #define NTHREADS (sizeof(threads) / sizeof(threads[0]))
 
+/*
+ * Interrupts a sleeper with SIGUSR2 until it has seen `stop`. One signal is not enough: a
+ * thread restarting its sleep (after a restore, as after any kernel restart) can take the
+ * signal just before it re-enters the call, and then sleeps on; so does any program.
+ */
+static bool joined[NTHREADS];
+
+static void kick_sleeper(pthread_t *th, int idx)
+{
+	for (int i = 0; i < 100; i++) {
+		if (pthread_kill(th[idx], SIGUSR2))
+			return;
+		if (pthread_tryjoin_np(th[idx], NULL) == 0) {
+			joined[idx] = true;
+			return;
+		}
+		case_sleep_ms(20);
+	}
+}
+
 static void wake_all(pthread_t *th)
 {
 	if (case_sabotage("futex_spurious")) {
@@ -172,8 +192,8 @@ static void wake_all(pthread_t *th)
 		fake_zero = 1;	/* stands for a restore that makes nanosleep return 0 */
 	else
 		stop = 1;
-	pthread_kill(th[1], SIGUSR2);
-	pthread_kill(th[2], SIGUSR2);
+	kick_sleeper(th, 1);
+	kick_sleeper(th, 2);
 }
 
 int main(int argc, char **argv)
@@ -212,6 +232,8 @@ int main(int argc, char **argv)
 
 	wake_all(th);
 	for (size_t i = 0; i < NTHREADS; i++) {
+		if (joined[i])	/* by kick_sleeper() */
+			continue;
 		clock_gettime(CLOCK_REALTIME, &until);
 		until.tv_sec += 5;
 		if (pthread_timedjoin_np(th[i], NULL, &until)) {
