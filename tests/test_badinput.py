@@ -20,21 +20,11 @@ import time
 
 import pytest
 
-from crestlib import (CASES_BIN, CREST, WAIT, Tree, case_names, proc_stat, tree_changes,
-                      tree_details)
+from casehelpers import finish_case, killed_case_image, one_line_error, read_varint
+from crestlib import CASES_BIN, CREST, WAIT, case_names, proc_stat, tree_changes, tree_details
 
 STAGES = ["freeze", "collect", "pages", "files", "finish"]
 INVENTORY_MAGIC = 0x43524901
-
-
-def one_line_error(call, *names):
-    """crest failed, with exactly one line on stderr that mentions each of names."""
-    assert call.rc not in (0, None), f"crest {call.args[0]} succeeded, it should fail"
-    lines = [l for l in call.stderr.splitlines() if l.strip()]
-    assert len(lines) == 1, f"want one line of error on stderr, got {len(lines)}:\n{call.stderr}"
-    for name in names:
-        assert re.search(r"(?<![\w.-])" + re.escape(str(name)) + r"(?![\w-])", lines[0]), \
-            f"the error does not name {name}: {lines[0]}"
 
 
 def free_pid():
@@ -96,10 +86,7 @@ def test_dump_traced(tree, case, which):
     finally:
         tracer.stdin.close()
         tracer.wait(timeout=WAIT)
-    mark = tree.terminate()
-    rc = tree.popen.wait(timeout=WAIT)
-    tree.expect_pass(mark)
-    assert rc == 0
+    finish_case(tree)
 
 
 # ---- restore of bad images ----------------------------------------------------------------
@@ -107,30 +94,7 @@ def test_dump_traced(tree, case, which):
 @pytest.fixture(scope="module")
 def good_image(tmp_path_factory):
     """An image of the files case (a parent and a child, killed by the dump), and its pids."""
-    work = tmp_path_factory.mktemp("good")
-    t = Tree(work)
-    try:
-        t.start_case("files")
-        snap = t.snapshot()
-        t.dump(work / "img")
-        t.expect_original_killed(snap)
-    except BaseException:
-        print(t.report())
-        t.cleanup()
-        raise
-    t.cleanup()
-    return work / "img", t.root, sorted(snap)
-
-
-def read_varint(buf, pos):
-    value = shift = 0
-    while True:
-        b = buf[pos]
-        pos += 1
-        value |= (b & 0x7f) << shift
-        shift += 7
-        if not b & 0x80:
-            return value, pos
+    return killed_case_image(tmp_path_factory, "good", "files")
 
 
 def varint(value):
@@ -306,12 +270,6 @@ def test_dump_fault_injection(tree, case, stage):
     changed = tree_changes(before)
     assert not changed, f"the dump that failed at {stage} changed the tree:\n" + "\n".join(changed)
     assert not (img / "inventory.img").exists(), "a failed dump wrote an inventory"
-    mark = tree.terminate()
-    try:
-        rc = tree.popen.wait(timeout=WAIT)
-    except subprocess.TimeoutExpired:
-        pytest.fail("the case did not exit after SIGTERM")
-    tree.expect_pass(mark)
-    assert rc == 0, f"the case exited {rc}"
+    finish_case(tree)
     tree.wait_gone(snap)
 

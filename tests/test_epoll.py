@@ -9,13 +9,10 @@
 """
 
 import re
-import time
 
 import pytest
 
-from crestlib import WAIT, tree_changes, tree_details
-from test_badinput import one_line_error
-from test_programs import PYTHON, dump_restore, kill_tree, wait_lines
+from casehelpers import PYTHON, kill_tree, python_loop_across_restore, refused_dump, start_ready
 
 # argv: logfile, mode. Prints "fds EPFD TFD" then "ready", then sleeps.
 STALE = r"""
@@ -39,12 +36,7 @@ while True:
 
 def start_stale(tree, mode):
     log = tree.workdir / "stale.log"
-    tree.start([PYTHON, "-c", STALE, str(log), mode], log)
-    deadline = time.monotonic() + WAIT
-    while "ready" not in log.read_text():
-        if tree.popen.poll() is not None or time.monotonic() > deadline:
-            pytest.fail(f"the program did not get ready: {log.read_text()}")
-        time.sleep(0.01)
+    start_ready(tree, STALE, log, mode, log=log, python=PYTHON)
     epfd, tfd = re.search(r"^fds (\d+) (\d+)$", log.read_text(), re.M).groups()
     return epfd, tfd
 
@@ -53,12 +45,8 @@ def start_stale(tree, mode):
 def test_stale_target_refused(tree, mode, why):
     epfd, tfd = start_stale(tree, mode)
     snap = tree.snapshot()
-    before = tree_details(snap)
-    call = tree.crest("dump", "-t", tree.root, "-D", tree.workdir / "img", log=False)
-    one_line_error(call, tree.root, f"fd {epfd}", f"fd {tfd}")
-    assert why in call.stderr, f"the error does not say the target {why}: {call.stderr}"
-    changed = tree_changes(before)
-    assert not changed, "the failed dump changed the tree:\n" + "\n".join(changed)
+    line = refused_dump(tree, "an epoll with a stale target", tree.root, f"fd {epfd}", f"fd {tfd}")
+    assert why in line, f"the error does not say the target {why}: {line}"
     assert not (tree.workdir / "img" / "inventory.img").exists()
     kill_tree(tree, snap)
 
@@ -93,11 +81,6 @@ while True:
 
 
 def test_python_epoll_loop(tree):
-    out = tree.workdir / "loop.txt"
-    tree.start([PYTHON, "-c", LOOP, str(out)], tree.workdir / "python.log")
-    wait_lines(out, 5, "python before the dump")
-    snap, at_dump = dump_restore(tree, out)
-    lines = wait_lines(out, at_dump + 10, "python after restore")
-    kill_tree(tree, snap)
+    lines, at_dump = python_loop_across_restore(tree, LOOP)
     assert lines[:at_dump + 10] == [str(n) for n in range(1, at_dump + 11)], \
         f"the loop did not go on after restore ({at_dump} lines before the dump): {lines}"

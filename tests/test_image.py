@@ -47,7 +47,9 @@ import time
 
 import pytest
 
-from crestlib import (CASES_BIN, CREST, WAIT, Tree, proc_stat, tree_changes, tree_details)
+from casehelpers import (finish_case, has_word, killed_case_image, one_line_error, read_varint,
+                         wait_for)
+from crestlib import CASES_BIN, CREST, proc_stat, tree_changes, tree_details
 
 MiB = 1 << 20
 
@@ -160,16 +162,11 @@ def zeropages_bin(tmp_path_factory):
 
 
 def one_error_line(call, *words):
-    """crest failed (exit > 0) with exactly one line on stderr, which contains each of words
-    as a whole word (a pid 12 is not found in 123)."""
-    assert call.rc not in (0, None), f"crest {call.args[0]} succeeded, it should fail"
+    """crest failed with an exit code (not a signal) and one line of error naming each of
+    words as a whole word (one_line_error)."""
+    line = one_line_error(call, *words)
     assert isinstance(call.rc, int) and call.rc > 0, f"crest {call.args[0]} exited {call.rc}"
-    lines = [l for l in call.stderr.splitlines() if l.strip()]
-    assert len(lines) == 1, f"want one line of error on stderr, got {len(lines)}:\n{call.stderr}"
-    for word in words:
-        assert re.search(r"(?<![\w.-])" + re.escape(str(word)) + r"(?![\w-])", lines[0]), \
-            f"the error does not name {word}: {lines[0]}"
-    return lines[0]
+    return line
 
 
 def own_processes(exes):
@@ -187,25 +184,6 @@ def own_processes(exes):
         if exe in exes and st and st[0] not in "ZX":
             found.add(int(name))
     return found
-
-
-def wait_for(pred, what, timeout=WAIT):
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not after {timeout} s")
-        time.sleep(0.01)
-
-
-def finish_case(tree):
-    """SIGTERM to the running case: it checks its state, passes and exits 0."""
-    mark = tree.terminate()
-    try:
-        rc = tree.popen.wait(timeout=WAIT)
-    except subprocess.TimeoutExpired:
-        pytest.fail("the case did not exit after SIGTERM")
-    tree.expect_pass(mark)
-    assert rc == 0, f"the case exited {rc}"
 
 
 # ---- modes ----------------------------------------------------------------------------
@@ -308,31 +286,8 @@ def test_restore_pid_in_use(tree):
 def killed_tree_image(tmp_path_factory):
     """An image of the tree case (killed by the dump), its root, and (ppid, pgid, sid) of each
     of its processes at the dump."""
-    work = tmp_path_factory.mktemp("treeimg")
-    t = Tree(work)
-    try:
-        t.start_case("tree")
-        snap = t.snapshot()
-        ids = {pid: proc_stat(pid)[1:] for pid in snap}
-        t.dump(work / "img")
-        t.expect_original_killed(snap)
-    except BaseException:
-        print(t.report())
-        t.cleanup()
-        raise
-    t.cleanup()
-    return work / "img", t.root, ids
-
-
-def varint_at(buf, pos):
-    value = shift = 0
-    while True:
-        b = buf[pos]
-        pos += 1
-        value |= (b & 0x7f) << shift
-        shift += 7
-        if not b & 0x80:
-            return value, pos
+    return killed_case_image(tmp_path_factory, "treeimg", "tree",
+                             lambda snap: {pid: proc_stat(pid)[1:] for pid in snap})
 
 
 def fields(msg):
@@ -340,12 +295,12 @@ def fields(msg):
     a length-delimited field, the integer of a varint."""
     pos = 0
     while pos < len(msg):
-        key, pos = varint_at(msg, pos)
+        key, pos = read_varint(msg, pos)
         num, wire = key >> 3, key & 7
         if wire == 0:
-            value, pos = varint_at(msg, pos)
+            value, pos = read_varint(msg, pos)
         elif wire == 2:
-            n, pos = varint_at(msg, pos)
+            n, pos = read_varint(msg, pos)
             value, pos = msg[pos:pos + n], pos + n
         elif wire in (1, 5):
             n = 8 if wire == 1 else 4
@@ -362,7 +317,7 @@ def listed_files(img):
     if len(data) >= 4 and int.from_bytes(data[:4], "little") == len(data) - 4:
         msg = data[4:]
     else:
-        n, pos = varint_at(data, 0)
+        n, pos = read_varint(data, 0)
         assert pos + n == len(data), "cannot tell how inventory.img frames its record"
         msg = data[pos:]
     names = []
@@ -391,7 +346,7 @@ def test_restore_listed_file_deleted(tree, killed_tree_image):
             problems.append(f"{name} deleted: restore succeeded")
         elif len(lines) != 1:
             problems.append(f"{name} deleted: {len(lines)} lines of error: {call.stderr!r}")
-        elif not re.search(r"(?<![\w.-])" + re.escape(name) + r"(?![\w-])", lines[0]):
+        elif not has_word(lines[0], name):
             problems.append(f"{name} deleted: the error does not name it: {lines[0]}")
         wait_for(lambda: all(proc_stat(p) is None for p in ids),
                  f"processes of the image gone after the restore without {name}", timeout=5)

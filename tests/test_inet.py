@@ -31,9 +31,8 @@ import urllib.request
 
 import pytest
 
+from casehelpers import PYTHON, one_line_error, read_text as output
 from crestlib import WAIT, proc_stat, tree_changes, tree_details
-
-PYTHON = "/usr/bin/python3"
 
 # The target: sets up the socket of the kind given, says "ready", then every 50 ms checks what
 # it holds is still as it was ("tick N ok") until SIGTERM, when it reads its queue and says
@@ -131,13 +130,6 @@ REFUSED = {
 }
 
 
-def output(path):
-    try:
-        return path.read_text()
-    except FileNotFoundError:
-        return ""
-
-
 def wait_for(path, pattern, what, timeout=WAIT):
     deadline = time.monotonic() + timeout
     while True:
@@ -153,15 +145,6 @@ def ticks(path):
     return [int(n) for n in re.findall(r"^tick (\d+) ok$", output(path), re.M)]
 
 
-def one_line_error(call, *names):
-    assert call.rc not in (0, None), f"crest {call.args[0]} succeeded, it should fail"
-    lines = [l for l in call.stderr.splitlines() if l.strip()]
-    assert len(lines) == 1, f"want one line of error on stderr, got {len(lines)}:\n{call.stderr}"
-    for name in names:
-        assert name in lines[0], f"the error does not name {name!r}: {lines[0]}"
-    return lines[0]
-
-
 @pytest.mark.parametrize("kind", list(REFUSED))
 def test_dump_refused(tree, kind):
     out = tree.workdir / "target.out"
@@ -175,7 +158,7 @@ def test_dump_refused(tree, kind):
     call = tree.crest("dump", "-t", root, "-D", img, log=False)
     fd, words = REFUSED[kind]
     line = one_line_error(call, f"pid {root} ", f"fd {fd}:", *words,
-                          *([addr.group(1)] if addr else []))
+                          *([addr.group(1)] if addr else []), whole=False)
     changed = tree_changes(before)
     assert not changed, f"the refused dump changed the target ({line}):\n" + "\n".join(changed)
     assert not (img / "inventory.img").exists(), "a refused dump wrote an inventory"

@@ -3,10 +3,8 @@ refused with one line naming the process and the fd, and the tree runs on untouc
 """
 
 import re
-import sys
-import time
 
-from crestlib import WAIT, tree_changes, tree_details
+from casehelpers import refused_dump, start_ready
 
 MAPPED = r"""
 import mmap, os, time
@@ -21,21 +19,7 @@ while True:
 
 
 def test_mapped_memfd_refused(tree):
-    log = tree.workdir / "prog.log"
-    tree.start([sys.executable, "-c", MAPPED], log)
-    deadline = time.monotonic() + WAIT
-    while "ready" not in log.read_text():
-        assert tree.popen.poll() is None, f"the program exited: {log.read_text()}"
-        assert time.monotonic() < deadline, "the program did not get ready"
-        time.sleep(0.01)
-    fd = int(re.search(r"ready fd (\d+)", log.read_text()).group(1))
-    snap = tree.snapshot()
-    before = tree_details(snap)
-    call = tree.crest("dump", "-t", tree.root, "-D", tree.workdir / "img", log=False)
-    assert call.rc not in (0, None), "crest dumped a memfd that is also mapped"
-    changed = tree_changes(before)
-    assert not changed, "the failed dump changed the tree:\n" + "\n".join(changed)
-    lines = [l for l in call.stderr.splitlines() if l.strip()]
-    assert len(lines) == 1, f"want one line of error, got:\n{call.stderr}"
-    assert "mapped" in lines[0], lines[0]
-    assert re.search(rf"pid {tree.root} fd \d+", lines[0]), lines[0]
+    start_ready(tree, MAPPED)
+    line = refused_dump(tree, "a memfd that is also mapped")
+    assert "mapped" in line, line
+    assert re.search(rf"pid {tree.root} fd \d+", line), line

@@ -11,13 +11,12 @@ directory has no inventory.
 import os
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-CREST = str(ROOT / "build" / "crest")
-PYTHON = "/usr/bin/python3"
+from casehelpers import PYTHON, run_crest
+from crestlib import proc_stat
+
 
 # Holds a pidfd (at fd 50) of its parent, outside the tree it roots, then waits.
 OUTSIDE = r"""
@@ -64,38 +63,30 @@ def start(script):
     return proc, line[1:]
 
 
-def state(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().rsplit(")", 1)[1].split()[0]
-
-
 def refused(tmp_path, proc, *words):
-    res = subprocess.run([CREST, "dump", "-t", str(proc.pid), "-D", str(tmp_path / "img")],
-                         capture_output=True, text=True, timeout=30)
-    lines = res.stderr.strip().splitlines()
-    assert res.returncode != 0, "crest dump succeeded, it should refuse"
-    assert len(lines) == 1, f"want one error line, got: {res.stderr!r}"
-    for w in (f"pid {proc.pid}",) + words:
-        assert w in lines[0], f"the error does not say {w!r}: {lines[0]}"
-    time.sleep(0.05)
-    assert proc.poll() is None and state(proc.pid) in "SR", \
-        "the refused process does not run on"
-    assert not (tmp_path / "img" / "inventory.img").exists()
+    """The dump of proc is refused as the module says, its error line saying each of words;
+    then proc is killed, whatever happened."""
+    try:
+        res = run_crest("dump", "-t", proc.pid, "-D", tmp_path / "img", timeout=30)
+        lines = res.stderr.strip().splitlines()
+        assert res.returncode != 0, "crest dump succeeded, it should refuse"
+        assert len(lines) == 1, f"want one error line, got: {res.stderr!r}"
+        for w in (f"pid {proc.pid}",) + words:
+            assert w in lines[0], f"the error does not say {w!r}: {lines[0]}"
+        time.sleep(0.05)
+        assert proc.poll() is None and proc_stat(proc.pid)[0] in "SR", \
+            "the refused process does not run on"
+        assert not (tmp_path / "img" / "inventory.img").exists()
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def test_pidfd_outside_tree(tmp_path):
     proc, _ = start(OUTSIDE)
-    try:
-        refused(tmp_path, proc, "fd 50", f"process {os.getpid()}", "outside the dumped tree")
-    finally:
-        proc.kill()
-        proc.wait()
+    refused(tmp_path, proc, "fd 50", f"process {os.getpid()}", "outside the dumped tree")
 
 
 def test_pidfd_of_thread(tmp_path):
     proc, rest = start(THREAD)
-    try:
-        refused(tmp_path, proc, "fd 51", f"thread {rest[0]}", "not a thread group leader")
-    finally:
-        proc.kill()
-        proc.wait()
+    refused(tmp_path, proc, "fd 51", f"thread {rest[0]}", "not a thread group leader")

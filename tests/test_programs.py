@@ -8,15 +8,7 @@
            after restore the numbers in OUT go on increasing by one from where they were.
 """
 
-import os
-import signal
-import time
-
-import pytest
-
-from crestlib import WAIT, proc_stat
-
-PYTHON = "/usr/bin/python3"
+from casehelpers import dump_restore, kill_tree, python_loop_across_restore, wait_lines
 
 LOOP = r"""
 import sys, time
@@ -33,63 +25,8 @@ while True:
 """
 
 
-def numbers(path):
-    try:
-        return path.read_text().splitlines()
-    except FileNotFoundError:
-        return []
-
-
-def wait_lines(path, n, what):
-    deadline = time.monotonic() + WAIT
-    while len(numbers(path)) < n:
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: {len(numbers(path))} lines after {WAIT} s, want {n}")
-        time.sleep(0.02)
-    return numbers(path)
-
-
-def kill_tree(tree, snap):
-    try:
-        os.killpg(tree.root, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    for pid in snap:
-        if proc_stat(pid) is not None:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-    tree.wait_gone(list(snap) + [tree.root])
-
-
-def dump_restore(tree, out):
-    """Dumps the tree (killing it), restores it with -d. Returns the snapshot taken at the
-    dump and the number of lines in out when the tree was killed."""
-    snap = tree.snapshot()
-    img = tree.workdir / "img"
-    tree.dump(img)
-    tree.expect_original_killed(snap)
-    at_dump = len(numbers(out))
-    time.sleep(0.2)
-    assert len(numbers(out)) == at_dump, "lines were written after the dump killed the tree"
-    pidfile = tree.workdir / "restore.pid"
-    tree.crest_ok("restore", "-D", img, "-d", "--pidfile", pidfile)
-    root = tree.snapshot().get(tree.root)
-    assert root is not None, f"the root {tree.root} is not running after restore"
-    assert root.exe == snap[tree.root].exe, f"the root runs {root.exe}, want {snap[tree.root].exe}"
-    assert pidfile.read_text().strip() == str(tree.root), "the pidfile does not name the root"
-    return snap, at_dump
-
-
 def test_python_loop(tree):
-    out = tree.workdir / "loop.txt"
-    tree.start([PYTHON, "-c", LOOP, str(out)], tree.workdir / "python.log")
-    wait_lines(out, 5, "python before the dump")
-    snap, at_dump = dump_restore(tree, out)
-    lines = wait_lines(out, at_dump + 10, "python after restore")
-    kill_tree(tree, snap)
-
+    lines, at_dump = python_loop_across_restore(tree, LOOP)
     total = 0
     for n, line in enumerate(lines, 1):
         total += n * n

@@ -5,42 +5,27 @@
 - A restore whose --pidfile cannot be written takes the restored tree back: nobody could find
   it, so nothing may be left running.
 """
+import functools
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
+import casehelpers
+from casehelpers import alive
+
 ROOT = Path(__file__).resolve().parent.parent
-CREST = str(ROOT / "build" / "crest")
 CASE = str(ROOT / "build" / "tests" / "cases" / "sighandlers")
 
-
-def crest(*args, timeout=30):
-    return subprocess.run([CREST, *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout)
+# crest and waits with the bounds of this module: 30 s for crest, 5 s for a wait
+crest = functools.partial(casehelpers.run_crest, timeout=30)
+wait_for = functools.partial(casehelpers.wait_for, timeout=5.0)
 
 
 def ns_inode(pid, kind):
     return os.stat(f"/proc/{pid}/ns/{kind}").st_ino
-
-
-def wait_for(cond, what, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.01)
-
-
-def alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except FileNotFoundError:
-        return False
 
 
 def test_dump_refuses_own_namespace(tmp_path):

@@ -10,14 +10,11 @@ must fail:
 """
 
 import os
-import re
 import signal
-import sys
-import time
 
 import pytest
 
-from crestlib import WAIT, proc_stat, tree_changes, tree_details
+from casehelpers import ready_fd, refused_dump, start_ready
 
 HOLD = r"""
 import os, sys, time
@@ -45,18 +42,6 @@ while True:
 """
 
 
-def start(tree, script, *args):
-    """Runs a python script in the tree; returns its log once it printed "ready"."""
-    log = tree.workdir / "prog.log"
-    tree.start([sys.executable, "-c", script] + [str(a) for a in args], log)
-    deadline = time.monotonic() + WAIT
-    while "ready" not in log.read_text():
-        assert tree.popen.poll() is None, f"the program exited: {log.read_text()}"
-        assert time.monotonic() < deadline, "the program did not get ready"
-        time.sleep(0.01)
-    return log
-
-
 def fd_of(pid, path):
     for fd in os.listdir(f"/proc/{pid}/fd"):
         try:
@@ -65,6 +50,32 @@ def fd_of(pid, path):
         except OSError:
             pass
     pytest.fail(f"pid {pid} has no fd on {path}")
+
+
+def dump_holder(tree, *args):
+    """Runs HOLD (args: its file, and "unlink" to delete it) and dumps it, which kills it;
+    returns the snapshot taken at the dump and the image."""
+    start_ready(tree, HOLD, *args)
+    snap = tree.snapshot()
+    img = tree.workdir / "img"
+    tree.dump(img)
+    tree.expect_original_killed(snap)
+    return snap, img
+
+
+def dump_held_file(tree):
+    """dump_holder of a new file of 1000 bytes: (the file, the snapshot, the image, its stat)."""
+    data = tree.workdir / "data"
+    data.write_bytes(b"x" * 1000)
+    snap, img = dump_holder(tree, data)
+    return data, snap, img, os.stat(data)
+
+
+def restore_detached(tree, img, snap):
+    """Restores img with -d; the restored tree runs, its root a child of ours."""
+    pidfile = tree.workdir / "pid"
+    tree.crest_ok("restore", "-D", img, "-d", "--pidfile", pidfile)
+    tree.wait_restored(snap, pidfile=pidfile)
 
 
 def refused_restore(tree, img, snap, *words):
@@ -76,15 +87,7 @@ def refused_restore(tree, img, snap, *words):
 
 
 def test_changed_file_refused(tree):
-    data = tree.workdir / "data"
-    data.write_bytes(b"x" * 1000)
-    start(tree, HOLD, data)
-    snap = tree.snapshot()
-    img = tree.workdir / "img"
-    tree.dump(img)
-    tree.expect_original_killed(snap)
-    st = os.stat(data)
-
+    data, snap, img, st = dump_held_file(tree)
     with open(data, "ab") as f:
         f.write(b"more")
     refused_restore(tree, img, snap, str(data), "changed since the dump", "size is 1004, was 1000")
@@ -100,36 +103,12 @@ def test_changed_file_refused(tree):
 
 
 def test_unchanged_file_restores(tree):
-    data = tree.workdir / "data"
-    data.write_bytes(b"x" * 1000)
-    start(tree, HOLD, data)
-    snap = tree.snapshot()
-    img = tree.workdir / "img"
-    tree.dump(img)
-    tree.expect_original_killed(snap)
-    st = os.stat(data)
+    data, snap, img, st = dump_held_file(tree)
     data.write_bytes(b"x" * 1000)  # rewritten the same, then its time put back
     os.utime(data, ns=(st.st_atime_ns, st.st_mtime_ns))
-    pidfile = tree.workdir / "pid"
-    tree.crest_ok("restore", "-D", img, "-d", "--pidfile", pidfile)
-    tree.wait_restored(snap, pidfile=pidfile)
+    restore_detached(tree, img, snap)
     os.kill(tree.root, signal.SIGKILL)
     tree.wait_adopted(tree.root)
-
-
-def refused_dump(tree, *names):
-    snap = tree.snapshot()
-    before = tree_details(snap)
-    call = tree.crest("dump", "-t", tree.root, "-D", tree.workdir / "img", log=False)
-    assert call.rc not in (0, None), "crest dumped what it cannot restore"
-    changed = tree_changes(before)
-    assert not changed, "the failed dump changed the tree:\n" + "\n".join(changed)
-    lines = [l for l in call.stderr.splitlines() if l.strip()]
-    assert len(lines) == 1, f"want one line of error, got:\n{call.stderr}"
-    for name in names:
-        assert re.search(r"(?<![\w.-])" + re.escape(str(name)) + r"(?![\w-])", lines[0]), \
-            f"the error does not name {name}: {lines[0]}"
-    return lines[0]
 
 
 def test_deleted_link_elsewhere_refused(tree):
@@ -138,9 +117,10 @@ def test_deleted_link_elsewhere_refused(tree):
     name = tree.workdir / "a" / "x"
     name.write_bytes(b"data")
     os.link(name, tree.workdir / "b" / "y")
-    start(tree, HOLD, name, "unlink")
+    start_ready(tree, HOLD, name, "unlink")
     fd = fd_of(tree.root, name)
-    line = refused_dump(tree, tree.root, fd)
+    line = refused_dump(tree, "a deleted name whose file has its other names elsewhere",
+                        tree.root, fd)
     assert "other name" in line, line
 
 
@@ -148,14 +128,8 @@ def test_deleted_link_nearby_restores(tree):
     name = tree.workdir / "x"
     name.write_bytes(b"data")
     os.link(name, tree.workdir / "y")
-    start(tree, HOLD, name, "unlink")
-    snap = tree.snapshot()
-    img = tree.workdir / "img"
-    tree.dump(img)
-    tree.expect_original_killed(snap)
-    pidfile = tree.workdir / "pid"
-    tree.crest_ok("restore", "-D", img, "-d", "--pidfile", pidfile)
-    tree.wait_restored(snap, pidfile=pidfile)
+    snap, img = dump_holder(tree, name, "unlink")
+    restore_detached(tree, img, snap)
     fd = fd_of(tree.root, name)
     assert os.readlink(f"/proc/{tree.root}/fd/{fd}") == f"{name} (deleted)"
     assert os.stat(f"/proc/{tree.root}/fd/{fd}").st_ino == os.stat(tree.workdir / "y").st_ino
@@ -165,7 +139,6 @@ def test_deleted_link_nearby_restores(tree):
 
 
 def test_thread_proc_file_refused(tree):
-    log = start(tree, THREAD_FILE)
-    fd = int(re.search(r"ready fd (\d+)", log.read_text()).group(1))
-    line = refused_dump(tree, tree.root, fd)
+    fd = ready_fd(start_ready(tree, THREAD_FILE))
+    line = refused_dump(tree, "a /proc file of a thread", tree.root, fd)
     assert "thread" in line, line

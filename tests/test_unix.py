@@ -26,9 +26,8 @@ import time
 
 import pytest
 
-from crestlib import CREST, WAIT, proc_stat
-
-PYTHON = "/usr/bin/python3"
+from casehelpers import PYTHON, read_text as read, run_crest, wait_for
+from crestlib import WAIT, proc_stat
 
 PRELUDE = r"""
 import os, signal, socket, sys, time
@@ -45,6 +44,15 @@ def wait():
     out.write("ready\n")
     while not done:
         time.sleep(0.01)
+# a listener, and a connection to it not accepted yet that sent data
+def pending(name, data):
+    l = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    l.bind("\0crest-test-unix-%s-%d" % (name, os.getpid()))
+    l.listen(4)
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.connect("\0crest-test-unix-%s-%d" % (name, os.getpid()))
+    c.send(data)
+    return l, c
 """
 
 TARGETS = {
@@ -71,23 +79,13 @@ msg, fds, _, _ = socket.recv_fds(b, 64, 4)
 finish(msg == b"with fd" and len(fds) == 1, "the descriptor in flight is gone")
 """,
     "pending_data": r"""
-l = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-l.bind("\0crest-test-unix-pending-%d" % os.getpid())
-l.listen(4)
-c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-c.connect("\0crest-test-unix-pending-%d" % os.getpid())
-c.send(b"early data")
+l, c = pending("pending", b"early data")
 wait()
 s, _ = l.accept()
 finish(s.recv(64) == b"early data", "the data of the pending connection is gone")
 """,
     "pending_closed": r"""
-l = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-l.bind("\0crest-test-unix-closed-%d" % os.getpid())
-l.listen(4)
-c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-c.connect("\0crest-test-unix-closed-%d" % os.getpid())
-c.send(b"last")
+l, c = pending("closed", b"last")
 c.close()
 wait()
 s, _ = l.accept()
@@ -111,21 +109,6 @@ EXPECT = {
     "pending_closed": ["not yet accepted", "client has closed"],
     "oob": ["MSG_OOB"],
 }
-
-
-def wait_for(cond, what, timeout=WAIT):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.01)
-
-
-def read(path):
-    try:
-        return path.read_text()
-    except FileNotFoundError:
-        return ""
 
 
 def start(tmp_path, name, arg):
@@ -159,8 +142,7 @@ def test_unix_refused(tmp_path, name):
             conn, _ = listener.accept()
             conn.send(b"from driver")
         fds = sorted(os.listdir(f"/proc/{proc.pid}/fd"))
-        res = subprocess.run([str(CREST), "dump", "-t", str(proc.pid), "-D", str(tmp_path / "img")],
-                             capture_output=True, text=True, timeout=WAIT)
+        res = run_crest("dump", "-t", proc.pid, "-D", tmp_path / "img")
         errors = [l for l in res.stderr.splitlines() if l.startswith("Error")]
         assert res.returncode != 0, "the dump should have failed"
         assert len(errors) == 1, f"want one error line, got:\n{res.stderr}"
@@ -186,23 +168,20 @@ def test_unix_refused(tmp_path, name):
 
 # ---- --ext-unix-sk: a peer outside the tree is allowed, and the socket reconnects ----------
 
+# A socket of type TYPE connected to a named socket outside the tree: after restore it sends.
+RECONNECTS = r"""
+s = socket.socket(socket.AF_UNIX, socket.TYPE)
+s.connect(sys.argv[2])
+wait()
+s.send(b"after restore")
+finish(s.getpeername() == sys.argv[2], "not connected to the server again")
+"""
+
 EXT_TARGETS = {
     # a client of a stream server outside the tree, nothing queued: it connects again
-    "stream": r"""
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.connect(sys.argv[2])
-wait()
-s.send(b"after restore")
-finish(s.getpeername() == sys.argv[2], "not connected to the server again")
-""",
+    "stream": RECONNECTS.replace("TYPE", "SOCK_STREAM"),
     # a datagram socket connected to a named socket outside the tree (as syslog's /dev/log)
-    "dgram": r"""
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.connect(sys.argv[2])
-wait()
-s.send(b"after restore")
-finish(s.getpeername() == sys.argv[2], "not connected to the server again")
-""",
+    "dgram": RECONNECTS.replace("TYPE", "SOCK_DGRAM"),
     # data from the outside peer is queued: it comes back, then EOF (restored disconnected)
     "queued": r"""
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -213,11 +192,6 @@ wait()
 finish(s.recv(64) == b"from driver" and s.recv(64) == b"", "want the queued data, then EOF")
 """,
 }
-
-
-def crest_run(*args):
-    return subprocess.run([str(CREST), *map(str, args)], capture_output=True, text=True,
-                          timeout=WAIT)
 
 
 def wait_exit(pid):
@@ -247,14 +221,14 @@ def test_unix_ext(tmp_path, name):
             if name == "queued":
                 first.send(b"from driver")
         wait_for(lambda: "ready" in read(out) or proc.poll() is not None, "the target")
-        res = crest_run("dump", "-t", pid, "-D", img, "--ext-unix-sk")
+        res = run_crest("dump", "-t", pid, "-D", img, "--ext-unix-sk")
         assert res.returncode == 0, res.stderr
         assert "outside the dumped tree" in res.stderr, "the dump should warn about the peer"
         proc.wait(timeout=WAIT)
-        res = crest_run("restore", "-D", img, "-d")
+        res = run_crest("restore", "-D", img, "-d")
         assert res.returncode != 0 and "--ext-unix-sk" in res.stderr, res.stderr
         assert proc_stat(pid) is None, "a refused restore left the process behind"
-        res = crest_run("restore", "-D", img, "-d", "--ext-unix-sk")
+        res = run_crest("restore", "-D", img, "-d", "--ext-unix-sk")
         assert res.returncode == 0, res.stderr
         again = server.accept()[0] if name == "stream" else None
         os.kill(pid, signal.SIGTERM)

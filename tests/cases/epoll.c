@@ -35,20 +35,14 @@ struct target {
 static struct target inner_at_ready[MAX_TARGETS], outer_at_ready[MAX_TARGETS];
 static int n_inner, n_outer;
 
-static void place(int fd, int want)
-{
-	if (fd != want && (dup2(fd, want) != want || close(fd)))
-		case_die("dup2 %d to %d: %m", fd, want);
-}
-
 static void make_pipe(int rd, int wr)
 {
 	int p[2];
 
 	if (pipe2(p, O_NONBLOCK))
 		case_die("pipe: %m");
-	place(p[0], rd);
-	place(p[1], wr);
+	case_move_fd(p[0], rd, 0);
+	case_move_fd(p[1], wr, 0);
 }
 
 static void ctl(int ep, int op, int fd, unsigned int events, unsigned long long data)
@@ -69,11 +63,10 @@ static int cmp_target(const void *x, const void *y)
 /* The interest list from fdinfo, sorted (fdinfo order follows kernel pointers). */
 static int read_targets(int ep, struct target *out)
 {
-	char path[64], buf[8192], *line;
+	char buf[8192], *line;
 	int n = 0;
 
-	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", ep);
-	if (case_read_file(path, buf, sizeof(buf)) < 0)
+	if (case_fdinfo(ep, buf, sizeof(buf)) < 0)
 		return -1;
 	for (line = buf; line && n < MAX_TARGETS; line = strchr(line, '\n')) {
 		line += *line == '\n';
@@ -105,7 +98,7 @@ static void setup(void)
 	int ep, outer;
 
 	make_pipe(20, 30);
-	place(dup(20), 21);
+	case_move_fd(dup(20), 21, 0);
 	make_pipe(22, 32);
 	make_pipe(33, 23);	/* C: the write end is the target */
 	make_pipe(24, 34);
@@ -114,8 +107,8 @@ static void setup(void)
 	outer = epoll_create1(0);
 	if (ep < 0 || outer < 0)
 		case_die("epoll_create1: %m");
-	place(ep, INNER);
-	place(outer, OUTER);
+	case_move_fd(ep, INNER, 0);
+	case_move_fd(outer, OUTER, 0);
 	fcntl(INNER, F_SETFL, O_NONBLOCK);
 	fcntl(OUTER, F_SETFD, FD_CLOEXEC);
 	ctl(INNER, EPOLL_CTL_ADD, 20, EPOLLIN, 0x1111);
@@ -180,7 +173,7 @@ static __attribute__((noreturn)) void child(void)
 	case_wait();
 	if (case_sabotage("unshared")) {
 		/* what creating the epoll again in each process would give */
-		place(epoll_create1(0), INNER);
+		case_move_fd(epoll_create1(0), INNER, 0);
 	}
 	ctl(INNER, EPOLL_CTL_ADD, 25, EPOLLIN, 0x7777);
 	case_child_exit();
@@ -209,16 +202,12 @@ int main(int argc, char **argv)
 
 	case_init(argc, argv);
 	setup();
-	pid = case_fork();
-	if (pid == 0)
-		child();
+	pid = case_spawn(child);
 	fl = fcntl(INNER, F_GETFL);
-	case_ready();
-	case_wait();
+	case_ready_wait();
 
 	sabotage();
-	case_check(fcntl(INNER, F_GETFL) == fl, "fd %d: status flags %#o, want %#o", INNER,
-		   fcntl(INNER, F_GETFL), fl);
+	case_check_fl(INNER, fl);
 	case_check(fcntl(OUTER, F_GETFD) == FD_CLOEXEC, "fd %d lost FD_CLOEXEC", OUTER);
 	check_list(INNER, inner_at_ready, n_inner);
 	check_list(OUTER, outer_at_ready, n_outer);

@@ -39,46 +39,20 @@ static void make_efd(struct efd *e)
 		case_die("eventfd: %m");
 	if (e->count && write(fd, &e->count, sizeof(e->count)) != sizeof(e->count))
 		case_die("eventfd write %#llx: %m", (unsigned long long)e->count);
-	if (dup3(fd, e->fd, e->flags & EFD_CLOEXEC) != e->fd)
-		case_die("dup3 to %d: %m", e->fd);
-	close(fd);
+	case_move_fd(fd, e->fd, e->flags & EFD_CLOEXEC);
 	e->fl = fcntl(e->fd, F_GETFL);
 	e->fdfl = fcntl(e->fd, F_GETFD);
 }
 
-/* fdinfo line "key" of fd as text (up to the newline), or "" if absent. */
-static void fdinfo_line(int fd, const char *key, char *out, size_t len)
-{
-	char path[64], buf[4096], *p;
-
-	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
-	out[0] = '\0';
-	if (case_read_file(path, buf, sizeof(buf)) < 0 || !(p = strstr(buf, key)))
-		return;
-	p += strlen(key);
-	while (*p == ' ' || *p == '\t')
-		p++;
-	snprintf(out, len, "%.*s", (int)strcspn(p, "\n"), p);
-}
-
 static void check_fdinfo(const struct efd *e)
 {
-	char link[64] = "", path[64], want[32], got[64];
-	ssize_t n;
+	char want[32], got[64];
 
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", e->fd);
-	n = readlink(path, link, sizeof(link) - 1);
-	link[n > 0 ? n : 0] = '\0';
-	case_check(!strcmp(link, "anon_inode:[eventfd]"), "fd %d: is %s, want an eventfd", e->fd,
-		   n > 0 ? link : "not open");
-	case_check(fcntl(e->fd, F_GETFL) == e->fl, "fd %d: status flags %#o, want %#o", e->fd,
-		   fcntl(e->fd, F_GETFL), e->fl);
-	case_check(fcntl(e->fd, F_GETFD) == e->fdfl, "fd %d: fd flags %#x, want %#x", e->fd,
-		   fcntl(e->fd, F_GETFD), e->fdfl);
+	case_check_anon_fd(e->fd, "eventfd", e->fl, e->fdfl);
 	snprintf(want, sizeof(want), "%llx", (unsigned long long)e->count);
-	fdinfo_line(e->fd, "eventfd-count:", got, sizeof(got));
+	case_fdinfo_field(e->fd, "eventfd-count:", got, sizeof(got));
 	case_check(!strcmp(got, want), "fd %d: eventfd-count %s, want %s", e->fd, got, want);
-	fdinfo_line(e->fd, "eventfd-semaphore:", got, sizeof(got));
+	case_fdinfo_field(e->fd, "eventfd-semaphore:", got, sizeof(got));
 	if (got[0])
 		case_check(atoi(got) == !!(e->flags & EFD_SEMAPHORE),
 			   "fd %d: eventfd-semaphore %s, want %d", e->fd, got,
@@ -145,11 +119,8 @@ int main(int argc, char **argv)
 		make_efd(&efds[i]);
 	if (dup2(20, 21) != 21)
 		case_die("dup2: %m");
-	pid = case_fork();
-	if (pid == 0)
-		child();
-	case_ready();
-	case_wait();
+	pid = case_spawn(child);
+	case_ready_wait();
 
 	sabotage();
 	for (size_t i = 0; i < NEFDS; i++)

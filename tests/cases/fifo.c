@@ -13,7 +13,6 @@
  */
 #include "case.h"
 
-#include <limits.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 
@@ -21,14 +20,8 @@
 #define DATA2 500
 #define CAPACITY (128 * 1024)
 
-struct ffd {
-	int fd;
-	char link[PATH_MAX];
-	int fl;
-};
-
-static struct ffd pfds[] = { { 30 }, { 32 }, { 33 } };
-static struct ffd cfd = { 31 };
+static struct case_fd pfds[] = { { 30 }, { 32 }, { 33 } };
+static struct case_fd cfd = { 31 };
 static volatile sig_atomic_t nr_usr1;
 
 static void on_usr1(int sig)
@@ -36,62 +29,13 @@ static void on_usr1(int sig)
 	nr_usr1++;
 }
 
-static uint8_t pattern(size_t i, int seed)
-{
-	return (uint8_t)(i * 5 + seed * 17 + (i >> 7));
-}
-
 static void write_pattern(int fd, size_t len, int seed)
 {
 	uint8_t buf[DATA1];
 
-	for (size_t i = 0; i < len; i++)
-		buf[i] = pattern(i, seed);
+	case_pattern_fill(buf, 0, len, seed);
 	if (write(fd, buf, len) != (ssize_t)len)
 		case_die("write to fd %d: %m", fd);
-}
-
-static void open_at(const char *suffix, int flags, int want)
-{
-	char path[PATH_MAX];
-	int fd;
-
-	case_path(path, sizeof(path), suffix);
-	fd = open(path, flags);
-	if (fd < 0)
-		case_die("open %s: %m", path);
-	if (fd != want && (dup2(fd, want) != want || close(fd)))
-		case_die("dup2 %d: %m", want);
-}
-
-static void record(struct ffd *f)
-{
-	char proc[64];
-	ssize_t n;
-
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", f->fd);
-	n = readlink(proc, f->link, sizeof(f->link) - 1);
-	if (n < 0)
-		case_die("readlink: %m");
-	f->link[n] = '\0';
-	f->fl = fcntl(f->fd, F_GETFL);
-}
-
-static void check_fd(const struct ffd *f)
-{
-	char proc[64], link[PATH_MAX];
-	ssize_t n;
-
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", f->fd);
-	n = readlink(proc, link, sizeof(link) - 1);
-	if (n < 0) {
-		case_fail("fd %d: not open: %m", f->fd);
-		return;
-	}
-	link[n] = '\0';
-	case_check(!strcmp(link, f->link), "fd %d: path %s, want %s", f->fd, link, f->link);
-	case_check(fcntl(f->fd, F_GETFL) == f->fl, "fd %d: flags %#o, want %#o", f->fd,
-		   fcntl(f->fd, F_GETFL), f->fl);
 }
 
 static int queued(int fd)
@@ -105,26 +49,24 @@ static int queued(int fd)
 static void check_data(int fd, size_t len, int seed)
 {
 	uint8_t buf[DATA1];
-	ssize_t n = read(fd, buf, len);
+	ssize_t n = read(fd, buf, len), bad;
 
 	if (n != (ssize_t)len) {
 		case_fail("fd %d: read %zd bytes of %zu: %m", fd, n, len);
 		return;
 	}
-	for (size_t i = 0; i < len; i++)
-		if (buf[i] != pattern(i, seed)) {
-			case_fail("fd %d: byte %zu of the data in flight differs", fd, i);
-			return;
-		}
+	bad = case_pattern_diff(buf, 0, len, seed);
+	if (bad >= 0)
+		case_fail("fd %d: byte %zd of the data in flight differs", fd, bad);
 }
 
 static __attribute__((noreturn)) void child(void)
 {
-	open_at("fifo1", O_WRONLY, 31);	/* the parent's reader is there: no wait */
+	case_open_out_at("fifo1", O_WRONLY, 0, 31);	/* the parent's reader is there: no wait */
 	write_pattern(31, DATA1, 1);
-	record(&cfd);
+	case_fd_record(&cfd);
 	case_wait();
-	check_fd(&cfd);
+	case_fd_check(&cfd, 0);
 	if (write(31, "more!", 5) != 5)
 		case_fail("child: fd 31: write: %m");
 	case_child_exit();
@@ -154,20 +96,17 @@ static pid_t setup(void)
 	case_path(path, sizeof(path), "fifo2");
 	if (mkfifo(path, 0600))
 		case_die("mkfifo %s: %m", path);
-	open_at("fifo1", O_RDONLY | O_NONBLOCK, 30);
-	open_at("fifo2", O_RDWR, 32);
-	open_at("fifo2", O_WRONLY | O_NONBLOCK, 33);
+	case_open_out_at("fifo1", O_RDONLY | O_NONBLOCK, 0, 30);
+	case_open_out_at("fifo2", O_RDWR, 0, 32);
+	case_open_out_at("fifo2", O_WRONLY | O_NONBLOCK, 0, 33);
 	write_pattern(32, DATA2, 2);
-	pid = case_fork();
-	if (pid == 0)
-		child();
-	for (int i = 0; i < 1000 && queued(30) < DATA1; i++)
-		case_sleep_ms(2);
+	pid = case_spawn(child);
+	case_wait_until(queued(30) >= DATA1, 2000);
 	if (queued(30) != DATA1)
 		case_die("the child's %d bytes did not arrive", DATA1);
 	setup_async();
 	for (size_t i = 0; i < sizeof(pfds) / sizeof(pfds[0]); i++)
-		record(&pfds[i]);
+		case_fd_record(&pfds[i]);
 	return pid;
 }
 
@@ -195,7 +134,7 @@ static void check_parent(void)
 	struct f_owner_ex o = { 0 };
 
 	for (size_t i = 0; i < sizeof(pfds) / sizeof(pfds[0]); i++)
-		check_fd(&pfds[i]);
+		case_fd_check(&pfds[i], 0);
 	case_check(fcntl(30, F_GETPIPE_SZ) == CAPACITY, "fd 30: capacity %d, want %d",
 		   fcntl(30, F_GETPIPE_SZ), CAPACITY);
 	fcntl(30, F_GETOWN_EX, &o);
@@ -218,16 +157,14 @@ int main(int argc, char **argv)
 
 	case_init(argc, argv);
 	pid = setup();
-	case_ready();
-	case_wait();
+	case_ready_wait();
 
 	sabotage();
 	check_parent();
 	nr_usr1 = 0;
 	case_check_child(pid, "child writing to fd 31");
-	for (int i = 0; i < 100 && !nr_usr1; i++)
-		case_sleep_ms(2);
-	case_check(nr_usr1 > 0, "no SIGUSR1 when the child wrote to the FIFO: O_ASYNC is not armed");
+	case_check(case_wait_until(nr_usr1 > 0, 200),
+		   "no SIGUSR1 when the child wrote to the FIFO: O_ASYNC is not armed");
 	case_check(read(30, buf, sizeof(buf)) == 5 && !memcmp(buf, "more!", 5),
 		   "fd 30: the child's write after restore did not arrive");
 	case_finish();

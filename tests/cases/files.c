@@ -21,79 +21,59 @@
 #include "case.h"
 
 #include <dirent.h>
-#include <limits.h>
 #include <linux/kcmp.h>
 
 #define FILE_SIZE 8192
 
 struct fdrec {
-	int fd;
+	struct case_fd f;	/* the fd number; what it was at setup */
 	const char *suffix;	/* file next to OUTFILE, or NULL for a path given below */
 	const char *path;
 	int oflags;		/* open(2) flags */
-	off_t pos;		/* -1: do not set (and do not check) the position */
-	char link[PATH_MAX];	/* readlink /proc/self/fd/N at setup */
-	int fl, fdfl;		/* F_GETFL, F_GETFD at setup */
-	off_t at;		/* position at setup */
+	off_t seek;		/* -1: do not set (and do not check) the position */
 };
 
 static struct fdrec fds[] = {
-	{ 0, NULL, NULL, 0, -1 },
-	{ 1, NULL, NULL, 0, -1 },
-	{ 2, NULL, NULL, 0, -1 },
-	{ 10, "ro", NULL, O_RDONLY | O_CLOEXEC, 1234 },
-	{ 17, "rw", NULL, O_RDWR, 4097 },
-	{ 51, NULL, NULL, 0, -1 },		/* dup(17) */
-	{ 50, "rw", NULL, O_RDONLY | O_NONBLOCK | O_CLOEXEC, 100 },
-	{ 42, "app", NULL, O_WRONLY | O_APPEND, -1 },
-	{ 43, NULL, "/dev/null", O_RDWR, -1 },
-	{ 200, "shared", NULL, O_RDWR, 333 },
-	{ 1000, "ro", NULL, O_RDONLY | O_NOATIME, 77 },
+	{ { 0 }, NULL, NULL, 0, -1 },
+	{ { 1 }, NULL, NULL, 0, -1 },
+	{ { 2 }, NULL, NULL, 0, -1 },
+	{ { 10 }, "ro", NULL, O_RDONLY | O_CLOEXEC, 1234 },
+	{ { 17 }, "rw", NULL, O_RDWR, 4097 },
+	{ { 51 }, NULL, NULL, 0, -1 },		/* dup(17) */
+	{ { 50 }, "rw", NULL, O_RDONLY | O_NONBLOCK | O_CLOEXEC, 100 },
+	{ { 42 }, "app", NULL, O_WRONLY | O_APPEND, -1 },
+	{ { 43 }, NULL, "/dev/null", O_RDWR, -1 },
+	{ { 200 }, "shared", NULL, O_RDWR, 333 },
+	{ { 1000 }, "ro", NULL, O_RDONLY | O_NOATIME, 77 },
 };
 #define NFDS (sizeof(fds) / sizeof(fds[0]))
 
 static off_t app_size;
 static bool have_kcmp = true;
 
-static uint8_t pattern(off_t i, int seed)
-{
-	return (uint8_t)(i * 7 + seed * 31 + (i >> 9));
-}
-
 static void make_file(const char *suffix, int seed)
 {
 	char path[PATH_MAX];
-	uint8_t buf[FILE_SIZE];
 	int fd;
 
-	for (int i = 0; i < FILE_SIZE; i++)
-		buf[i] = pattern(i, seed);
 	case_path(path, sizeof(path), suffix);
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0 || write(fd, buf, sizeof(buf)) != (ssize_t)sizeof(buf))
+	if (fd < 0)
 		case_die("%s: %m", path);
+	case_fill(fd, 0, FILE_SIZE, seed);
 	close(fd);
 }
 
 static void open_at(struct fdrec *r)
 {
-	char path[PATH_MAX];
-	int fd;
+	int fd = r->f.fd;
 
 	if (r->suffix)
-		case_path(path, sizeof(path), r->suffix);
+		case_open_out_at(r->suffix, r->oflags, 0600, fd);
 	else
-		snprintf(path, sizeof(path), "%s", r->path);
-	fd = open(path, r->oflags, 0600);
-	if (fd < 0)
-		case_die("open %s: %m", path);
-	if (fd != r->fd) {
-		if (dup3(fd, r->fd, r->oflags & O_CLOEXEC) < 0)
-			case_die("dup3 to %d: %m", r->fd);
-		close(fd);
-	}
-	if (r->pos >= 0 && lseek(r->fd, r->pos, SEEK_SET) != r->pos)
-		case_die("lseek %s: %m", path);
+		case_open_at(r->path, r->oflags, 0600, fd);
+	if (r->seek >= 0 && lseek(fd, r->seek, SEEK_SET) != r->seek)
+		case_die("fd %d: lseek: %m", fd);
 }
 
 /* The open fds, sorted (readdir order is not guaranteed). */
@@ -121,21 +101,6 @@ static int list_fds(int *out, int max)
 
 static int open_before[64], nopen_before;
 
-static void record(struct fdrec *r)
-{
-	char proc[64];
-	ssize_t n;
-
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", r->fd);
-	n = readlink(proc, r->link, sizeof(r->link) - 1);
-	if (n < 0)
-		case_die("readlink %s: %m", proc);
-	r->link[n] = '\0';
-	r->fl = fcntl(r->fd, F_GETFL);
-	r->fdfl = fcntl(r->fd, F_GETFD);
-	r->at = lseek(r->fd, 0, SEEK_CUR);
-}
-
 static void setup(void)
 {
 	char path[PATH_MAX];
@@ -160,32 +125,16 @@ static void setup(void)
 		case_die("write to the append file: %m");
 	app_size += 9;
 	for (size_t i = 0; i < NFDS; i++)
-		record(&fds[i]);
+		case_fd_record(&fds[i].f);
 	nopen_before = list_fds(open_before, 64);
 }
 
 static void check_one(const struct fdrec *r)
 {
-	char proc[64], link[PATH_MAX];
-	ssize_t n;
-	int fl;
-
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", r->fd);
-	n = readlink(proc, link, sizeof(link) - 1);
-	if (n < 0) {
-		case_fail("fd %d: not open (%s: %m)", r->fd, proc);
-		return;
-	}
-	link[n] = '\0';
-	case_check(!strcmp(link, r->link), "fd %d: path %s, want %s", r->fd, link, r->link);
-	fl = fcntl(r->fd, F_GETFL);
-	case_check(fl == r->fl, "fd %d: status flags %#o, want %#o", r->fd, fl, r->fl);
-	case_check(fcntl(r->fd, F_GETFD) == r->fdfl, "fd %d: fd flags %#x, want %#x", r->fd,
-		   fcntl(r->fd, F_GETFD), r->fdfl);
 	/* 0, 1, 2 and /dev/null: the position means nothing, OUTFILE grows with every line */
-	if (r->fd > 2 && r->fd != 43)
-		case_check(lseek(r->fd, 0, SEEK_CUR) == r->at, "fd %d: position %lld, want %lld",
-			   r->fd, (long long)lseek(r->fd, 0, SEEK_CUR), (long long)r->at);
+	bool pos = r->f.fd > 2 && r->f.fd != 43;
+
+	case_fd_check(&r->f, CASE_FD_FDFL | (pos ? CASE_FD_POS : 0));
 }
 
 /* The fds open now are exactly those open at "ready": the restore left none of its own. */
@@ -199,12 +148,10 @@ static void check_table(void)
 		for (int j = 0; j < nopen_before; j++)
 			known |= open_before[j] == now[i];
 		if (!known) {
-			char proc[64], link[PATH_MAX] = "?";
-			ssize_t l;
+			char link[PATH_MAX];
 
-			snprintf(proc, sizeof(proc), "/proc/self/fd/%d", now[i]);
-			l = readlink(proc, link, sizeof(link) - 1);
-			link[l > 0 ? l : 1] = '\0';
+			if (case_fd_link(now[i], link, sizeof(link)) <= 0)
+				strcpy(link, "?");
 			case_fail("fd %d (%s) is open but was not before", now[i], link);
 		}
 	}
@@ -245,15 +192,13 @@ static void check_contents(void)
 {
 	uint8_t buf[100];
 	off_t at = lseek(10, 0, SEEK_CUR);
-	ssize_t n = read(10, buf, sizeof(buf));
+	ssize_t n = read(10, buf, sizeof(buf)), bad;
 
 	if (n != (ssize_t)sizeof(buf))
 		case_fail("fd 10: read at %lld returned %zd: %m", (long long)at, n);
-	for (ssize_t i = 0; i < n; i++)
-		if (buf[i] != pattern(at + i, 1)) {
-			case_fail("fd 10: byte %lld read back differs", (long long)(at + i));
-			break;
-		}
+	bad = n > 0 ? case_pattern_diff(buf, at, n, 1) : -1;
+	if (bad >= 0)
+		case_fail("fd 10: byte %lld read back differs", (long long)(at + bad));
 	lseek(10, at, SEEK_SET);
 
 	/* O_APPEND still appends: the position ends at the new end of the file. */
@@ -273,7 +218,7 @@ static __attribute__((noreturn)) void child(void)
 
 	case_wait();
 	for (size_t i = 0; i < NFDS; i++)
-		if (fds[i].fd == 200)
+		if (fds[i].f.fd == 200)
 			check_one(&fds[i]);
 	if (case_sabotage("shared_child")) {
 		/* what a restore that opens the file again in each process would give */
@@ -314,15 +259,11 @@ static void sabotage(void)
 int main(int argc, char **argv)
 {
 	pid_t pid;
-	off_t at;
 
 	case_init(argc, argv);
 	setup();
-	pid = case_fork();
-	if (pid == 0)
-		child();
-	case_ready();
-	case_wait();
+	pid = case_spawn(child);
+	case_ready_wait();
 
 	sabotage();
 	for (size_t i = 0; i < NFDS; i++)
@@ -331,17 +272,7 @@ int main(int argc, char **argv)
 	check_sharing();
 	check_contents();
 
-	at = lseek(200, 0, SEEK_CUR);
-	case_check_child(pid, "child sharing fd 200");
-	case_check(lseek(200, 0, SEEK_CUR) == at + 3,
-		   "fd 200: the child's write moved the shared offset to %lld, want %lld",
-		   (long long)lseek(200, 0, SEEK_CUR), (long long)at + 3);
-	/* put the 3 bytes back */
-	for (off_t i = 0; i < 3; i++) {
-		uint8_t b = pattern(333 + i, 3);
-
-		if (pwrite(200, &b, 1, 333 + i) != 1)
-			case_fail("fd 200: pwrite back: %m");
-	}
+	case_check_child_write(pid, 200, 3, "child sharing fd 200");
+	case_fill(200, 333, 3, 3);	/* the child's 3 bytes are put back */
 	case_finish();
 }

@@ -16,7 +16,6 @@
  */
 #include "case.h"
 
-#include <limits.h>
 #include <sys/file.h>
 
 #define NFDS 7
@@ -25,19 +24,6 @@
 static const int fds[NFDS] = { 50, 51, 52, 53, 54, 55, 56 };
 static char locks_before[NFDS][LOCKS_MAX];
 static pid_t child_pid;
-
-static void open_at(const char *suffix, int flags, int want)
-{
-	char path[PATH_MAX];
-	int fd;
-
-	case_path(path, sizeof(path), suffix);
-	fd = open(path, flags, 0600);
-	if (fd < 0)
-		case_die("open %s: %m", path);
-	if (fd != want && (dup2(fd, want) != want || close(fd)))
-		case_die("dup2 %d: %m", want);
-}
 
 static int lock(int fd, int cmd, short type, off_t start, off_t len)
 {
@@ -49,12 +35,11 @@ static int lock(int fd, int cmd, short type, off_t start, off_t len)
 /* The "lock:" lines of fd's fdinfo without their running numbers, in order. */
 static void lock_lines(int fd, char *out, size_t size)
 {
-	char path[64], buf[4096], *p = buf;
+	char buf[4096], *p = buf;
 
-	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
 	out[0] = '\0';
-	if (case_read_file(path, buf, sizeof(buf)) < 0) {
-		snprintf(out, size, "(%s: %s)", path, strerror(errno));
+	if (case_fdinfo(fd, buf, sizeof(buf)) < 0) {
+		snprintf(out, size, "(/proc/self/fdinfo/%d: %s)", fd, strerror(errno));
 		return;
 	}
 	while ((p = strstr(p, "lock:\t"))) {
@@ -72,15 +57,16 @@ static void setup_parent(void)
 {
 	struct f_owner_ex o = { F_OWNER_PGRP, getpgrp() };
 
-	open_at("l1", O_RDWR | O_CREAT | O_TRUNC, 50);
+	case_open_out_at("l1", O_RDWR | O_CREAT | O_TRUNC, 0600, 50);
 	if (ftruncate(50, 4096))
 		case_die("ftruncate: %m");
-	open_at("l1", O_RDWR, 51);
-	open_at("l2", O_RDONLY | O_CREAT, 52);
-	open_at("l3", O_RDWR | O_CREAT | O_TRUNC, 53);
-	open_at("l4", O_RDONLY | O_CREAT, 54);
-	open_at("l4", O_RDONLY, 55);
-	open_at("l1", O_RDONLY | O_ASYNC, 56);	/* F_SETFL cannot: a regular file has no ->fasync */
+	case_open_out_at("l1", O_RDWR, 0600, 51);
+	case_open_out_at("l2", O_RDONLY | O_CREAT, 0600, 52);
+	case_open_out_at("l3", O_RDWR | O_CREAT | O_TRUNC, 0600, 53);
+	case_open_out_at("l4", O_RDONLY | O_CREAT, 0600, 54);
+	case_open_out_at("l4", O_RDONLY, 0600, 55);
+	/* F_SETFL cannot set O_ASYNC: a regular file has no ->fasync */
+	case_open_out_at("l1", O_RDONLY | O_ASYNC, 0600, 56);
 	if (lock(50, F_SETLK, F_WRLCK, 10, 20) || lock(50, F_SETLK, F_RDLCK, 100, 0) ||
 	    lock(51, F_OFD_SETLK, F_WRLCK, 50, 10) || flock(52, LOCK_EX | LOCK_NB) ||
 	    lock(53, F_SETLK, F_RDLCK, 20, 10) || flock(54, LOCK_SH | LOCK_NB) ||
@@ -201,15 +187,11 @@ int main(int argc, char **argv)
 {
 	case_init(argc, argv);
 	setup_parent();
-	child_pid = case_fork();
-	if (child_pid == 0)
-		child();
-	for (int i = 0; i < 1000 && posix_conflict(53, 5) != child_pid; i++)
-		case_sleep_ms(2);
+	child_pid = case_spawn(child);
+	case_wait_until(posix_conflict(53, 5) == child_pid, 2000);
 	for (int i = 0; i < NFDS; i++)
 		lock_lines(fds[i], locks_before[i], LOCKS_MAX);
-	case_ready();
-	case_wait();
+	case_ready_wait();
 
 	sabotage();
 	check_parent();

@@ -30,34 +30,23 @@
 #include <poll.h>
 #include <sys/socket.h>
 
-struct opt {
-	int level, name;
-	const char *label;
-};
-
-static const struct opt opts[] = {
-	{ SOL_SOCKET, SO_REUSEADDR, "SO_REUSEADDR" }, { SOL_SOCKET, SO_REUSEPORT, "SO_REUSEPORT" },
-	{ SOL_SOCKET, SO_RCVBUF, "SO_RCVBUF" }, { SOL_SOCKET, SO_SNDBUF, "SO_SNDBUF" },
-	{ SOL_SOCKET, SO_BROADCAST, "SO_BROADCAST" }, { SOL_SOCKET, SO_PRIORITY, "SO_PRIORITY" },
-	{ SOL_SOCKET, SO_DOMAIN, "SO_DOMAIN" }, { SOL_SOCKET, SO_TYPE, "SO_TYPE" },
-	{ SOL_IP, IP_TOS, "IP_TOS" }, { SOL_IP, IP_TTL, "IP_TTL" }, { SOL_IP, IP_PKTINFO, "IP_PKTINFO" },
-	{ SOL_IPV6, IPV6_V6ONLY, "IPV6_V6ONLY" }, { SOL_IPV6, IPV6_RECVPKTINFO, "IPV6_RECVPKTINFO" },
-	{ SOL_IPV6, IPV6_UNICAST_HOPS, "IPV6_UNICAST_HOPS" },
-	{ SOL_IP, IP_MULTICAST_IF, "IP_MULTICAST_IF" }, { SOL_IP, IP_MULTICAST_TTL, "IP_MULTICAST_TTL" },
+static const struct case_sockopt opts[] = {
+	CASE_SOCKOPTS_INET,
+	CASE_SOCKOPT(SOL_SOCKET, SO_PRIORITY), CASE_SOCKOPT(SOL_IP, IP_PKTINFO),
+	CASE_SOCKOPT(SOL_IPV6, IPV6_RECVPKTINFO),
+	CASE_SOCKOPT(SOL_IP, IP_MULTICAST_IF), CASE_SOCKOPT(SOL_IP, IP_MULTICAST_TTL),
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
 struct sk {
 	int fd;
 	const char *name;
-	int vals[NOPTS];
-	bool have[NOPTS];
+	struct case_sockstate st;	/* the options above, the file flags */
 	uint8_t ipopts[64], dstopts[64];	/* IP_OPTIONS, IPV6_DSTOPTS */
 	socklen_t ipopts_len, dstopts_len;
 	struct sockaddr_storage local, peer;
 	socklen_t local_len, peer_len;
 	struct timeval rcvtimeo;
-	int fl, fdfl;
 };
 
 static struct sk sks[] = {
@@ -66,49 +55,6 @@ static struct sk sks[] = {
 	{ 37, "v4 multicast sender" },
 };
 #define NSKS (sizeof(sks) / sizeof(sks[0]))
-
-static void set_int(int fd, int level, int name, int val, const char *label)
-{
-	if (setsockopt(fd, level, name, &val, sizeof(val)))
-		case_die("fd %d: setsockopt %s=%d: %m", fd, label, val);
-}
-
-static int make_socket(int family, int fd)
-{
-	int s = socket(family, SOCK_DGRAM, 0);
-
-	if (s < 0 || dup2(s, fd) != fd)
-		case_die("socket for fd %d: %m", fd);
-	close(s);
-	return fd;
-}
-
-static socklen_t loopback(int family, struct sockaddr_storage *ss, in_port_t port)
-{
-	struct sockaddr_in *sin = (void *)ss;
-	struct sockaddr_in6 *sin6 = (void *)ss;
-
-	memset(ss, 0, sizeof(*ss));
-	if (family == AF_INET) {
-		sin->sin_family = AF_INET;
-		sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		sin->sin_port = port;
-		return sizeof(*sin);
-	}
-	sin6->sin6_family = AF_INET6;
-	sin6->sin6_addr = in6addr_loopback;
-	sin6->sin6_port = port;
-	return sizeof(*sin6);
-}
-
-static void do_bind(int fd, int family)
-{
-	struct sockaddr_storage ss;
-	socklen_t len = loopback(family, &ss, 0);
-
-	if (bind(fd, (struct sockaddr *)&ss, len))
-		case_die("fd %d: bind: %m", fd);
-}
 
 /* Connects fd to where target is bound. */
 static void do_connect(int fd, int target)
@@ -124,42 +70,42 @@ static void do_connect(int fd, int target)
 static void setup(void)
 {
 	struct timeval tv = { 3, 0 };
-	int fd = make_socket(AF_INET, 30);
+	int fd = case_socket_at(AF_INET, SOCK_DGRAM, 0, 30);
 
-	set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1, "SO_REUSEADDR");
-	do_bind(fd, AF_INET);
-	set_int(fd, SOL_SOCKET, SO_BROADCAST, 1, "SO_BROADCAST");
-	set_int(fd, SOL_IP, IP_PKTINFO, 1, "IP_PKTINFO");
-	set_int(fd, SOL_IP, IP_TOS, 0x08, "IP_TOS");
-	set_int(fd, SOL_SOCKET, SO_PRIORITY, 3, "SO_PRIORITY");
-	set_int(fd, SOL_IP, IP_TTL, 99, "IP_TTL");
-	set_int(fd, SOL_SOCKET, SO_RCVBUF, 50000, "SO_RCVBUF");
-	set_int(fd, SOL_SOCKET, SO_SNDBUF, 60000, "SO_SNDBUF");
+	case_set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+	case_inet_bind(fd, AF_INET, false);
+	case_set_int(fd, SOL_SOCKET, SO_BROADCAST, 1);
+	case_set_int(fd, SOL_IP, IP_PKTINFO, 1);
+	case_set_int(fd, SOL_IP, IP_TOS, 0x08);
+	case_set_int(fd, SOL_SOCKET, SO_PRIORITY, 3);
+	case_set_int(fd, SOL_IP, IP_TTL, 99);
+	case_set_int(fd, SOL_SOCKET, SO_RCVBUF, 50000);
+	case_set_int(fd, SOL_SOCKET, SO_SNDBUF, 60000);
 	/* four no-operation options */
 	if (setsockopt(fd, SOL_IP, IP_OPTIONS, "\x01\x01\x01\x01", 4))
 		case_die("fd 30: IP_OPTIONS: %m");
 
-	do_connect(make_socket(AF_INET, 31), 30);
+	do_connect(case_socket_at(AF_INET, SOCK_DGRAM, 0, 31), 30);
 	fcntl(31, F_SETFL, O_NONBLOCK);
 
-	fd = make_socket(AF_INET6, 32);
-	set_int(fd, SOL_IPV6, IPV6_V6ONLY, 1, "IPV6_V6ONLY");
-	do_bind(fd, AF_INET6);
-	set_int(fd, SOL_IPV6, IPV6_RECVPKTINFO, 1, "IPV6_RECVPKTINFO");
-	set_int(fd, SOL_IPV6, IPV6_UNICAST_HOPS, 9, "IPV6_UNICAST_HOPS");
+	fd = case_socket_at(AF_INET6, SOCK_DGRAM, 0, 32);
+	case_set_int(fd, SOL_IPV6, IPV6_V6ONLY, 1);
+	case_inet_bind(fd, AF_INET6, false);
+	case_set_int(fd, SOL_IPV6, IPV6_RECVPKTINFO, 1);
+	case_set_int(fd, SOL_IPV6, IPV6_UNICAST_HOPS, 9);
 	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) || fcntl(fd, F_SETFD, FD_CLOEXEC))
 		case_die("fd 32: %m");
 
-	fd = make_socket(AF_INET6, 33);
-	set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1, "SO_REUSEPORT");
-	do_bind(fd, AF_INET6);
+	fd = case_socket_at(AF_INET6, SOCK_DGRAM, 0, 33);
+	case_set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1);
+	case_inet_bind(fd, AF_INET6, false);
 	do_connect(fd, 32);
 	/* next header (the kernel fills it in), length 0 (8 bytes), PadN of 4 bytes */
 	if (setsockopt(fd, SOL_IPV6, IPV6_DSTOPTS, "\x00\x00\x01\x04\x00\x00\x00\x00", 8))
 		case_die("fd 33: IPV6_DSTOPTS: %m");
 
-	fcntl(make_socket(AF_INET, 34), F_SETFL, O_NONBLOCK);
-	do_connect(make_socket(AF_INET, 35), 30);
+	fcntl(case_socket_at(AF_INET, SOCK_DGRAM, 0, 34), F_SETFL, O_NONBLOCK);
+	do_connect(case_socket_at(AF_INET, SOCK_DGRAM, 0, 35), 30);
 	if (shutdown(35, SHUT_WR))
 		case_die("fd 35: shutdown: %m");
 }
@@ -223,7 +169,7 @@ static void setup_mcast(void)
 	struct ipv6_mreq join6 = { .ipv6mr_interface = if_nametoindex("lo") };
 	struct in_addr lo_addr = { htonl(INADDR_LOOPBACK) };
 	struct sockaddr_in any = { .sin_family = AF_INET };
-	int fd = make_socket(AF_INET, 36);
+	int fd = case_socket_at(AF_INET, SOCK_DGRAM, 0, 36);
 
 	inet_pton(AF_INET, "239.1.2.3", &join.imr_multiaddr);
 	block.imr_multiaddr = join.imr_multiaddr;
@@ -237,10 +183,10 @@ static void setup_mcast(void)
 	    setsockopt(fd, SOL_IP, IP_ADD_SOURCE_MEMBERSHIP, &only, sizeof(only)) ||
 	    setsockopt(32, SOL_IPV6, IPV6_ADD_MEMBERSHIP, &join6, sizeof(join6)))
 		case_die("multicast memberships: %m");
-	fd = make_socket(AF_INET, 37);
+	fd = case_socket_at(AF_INET, SOCK_DGRAM, 0, 37);
 	if (setsockopt(fd, SOL_IP, IP_MULTICAST_IF, &lo_addr, sizeof(lo_addr)))
 		case_die("fd 37: IP_MULTICAST_IF: %m");
-	set_int(fd, SOL_IP, IP_MULTICAST_TTL, 3, "IP_MULTICAST_TTL");
+	case_set_int(fd, SOL_IP, IP_MULTICAST_TTL, 3);
 }
 
 /* fd 37 sends to 239.1.2.3 at fd 36's port: fd 36 must get it. */
@@ -264,12 +210,7 @@ static void read_state(int fd, struct sk *r)
 {
 	socklen_t len;
 
-	for (size_t i = 0; i < NOPTS; i++) {
-		len = sizeof(r->vals[i]);
-		r->have[i] = !getsockopt(fd, opts[i].level, opts[i].name, &r->vals[i], &len);
-		if (!r->have[i])
-			r->vals[i] = 0;
-	}
+	case_sockstate_read(fd, opts, NOPTS, &r->st);
 	memset(&r->local, 0, sizeof(r->local));
 	memset(&r->peer, 0, sizeof(r->peer));
 	r->local_len = r->peer_len = sizeof(r->local);
@@ -286,51 +227,20 @@ static void read_state(int fd, struct sk *r)
 	r->dstopts_len = sizeof(r->dstopts);
 	if (getsockopt(fd, SOL_IPV6, IPV6_DSTOPTS, r->dstopts, &r->dstopts_len))
 		r->dstopts_len = 0;
-	r->fl = fcntl(fd, F_GETFL);
-	r->fdfl = fcntl(fd, F_GETFD);
-}
-
-static const char *addr_str(const struct sockaddr_storage *ss, socklen_t len, char *buf,
-			    size_t size)
-{
-	const struct sockaddr_in *sin = (const void *)ss;
-	const struct sockaddr_in6 *sin6 = (const void *)ss;
-	char ip[INET6_ADDRSTRLEN] = "?";
-
-	if (!len)
-		snprintf(buf, size, "(none)");
-	else if (ss->ss_family == AF_INET)
-		snprintf(buf, size, "%s:%u", inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip)),
-			 ntohs(sin->sin_port));
-	else
-		snprintf(buf, size, "[%s]:%u", inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof(ip)),
-			 ntohs(sin6->sin6_port));
-	return buf;
 }
 
 static void check_sk(const struct sk *want)
 {
-	char a[80], b[80];
 	struct sk now;
 
-	if (fcntl(want->fd, F_GETFD) < 0) {
-		case_fail("%s (fd %d): not open", want->name, want->fd);
+	if (!case_check_open(want->name, want->fd))
 		return;
-	}
 	read_state(want->fd, &now);
-	for (size_t i = 0; i < NOPTS; i++)
-		case_check(now.have[i] == want->have[i] && now.vals[i] == want->vals[i],
-			   "%s (fd %d): %s is %d%s, want %d%s", want->name, want->fd, opts[i].label,
-			   now.vals[i], now.have[i] ? "" : " (absent)", want->vals[i],
-			   want->have[i] ? "" : " (absent)");
-	case_check(now.local_len == want->local_len && !memcmp(&now.local, &want->local, now.local_len),
-		   "%s (fd %d): bound to %s, want %s", want->name, want->fd,
-		   addr_str(&now.local, now.local_len, a, sizeof(a)),
-		   addr_str(&want->local, want->local_len, b, sizeof(b)));
-	case_check(now.peer_len == want->peer_len && !memcmp(&now.peer, &want->peer, now.peer_len),
-		   "%s (fd %d): connected to %s, want %s", want->name, want->fd,
-		   addr_str(&now.peer, now.peer_len, a, sizeof(a)),
-		   addr_str(&want->peer, want->peer_len, b, sizeof(b)));
+	case_sockstate_check(want->name, want->fd, opts, NOPTS, &now.st, &want->st);
+	case_check_inet_addr(want->name, want->fd, "bound to", &now.local, now.local_len,
+			     &want->local, want->local_len);
+	case_check_inet_addr(want->name, want->fd, "connected to", &now.peer, now.peer_len,
+			     &want->peer, want->peer_len);
 	case_check(!memcmp(&now.rcvtimeo, &want->rcvtimeo, sizeof(now.rcvtimeo)),
 		   "%s (fd %d): SO_RCVTIMEO %ld.%06ld, want %ld.%06ld", want->name, want->fd,
 		   now.rcvtimeo.tv_sec, now.rcvtimeo.tv_usec, want->rcvtimeo.tv_sec,
@@ -342,19 +252,14 @@ static void check_sk(const struct sk *want)
 		   !memcmp(now.dstopts, want->dstopts, sizeof(now.dstopts)),
 		   "%s (fd %d): IPV6_DSTOPTS of %u bytes, want %u", want->name, want->fd,
 		   now.dstopts_len, want->dstopts_len);
-	case_check(now.fl == want->fl && now.fdfl == want->fdfl,
-		   "%s (fd %d): flags %#o/%#x, want %#o/%#x", want->name, want->fd, now.fl, now.fdfl,
-		   want->fl, want->fdfl);
 }
 
 /* Receives one datagram on fd (waiting up to 2 s); returns its length or -1. */
 static ssize_t recv_one(int fd, char *buf, size_t len, struct sockaddr_storage *from,
 			socklen_t *flen)
 {
-	struct pollfd p = { fd, POLLIN, 0 };
-
 	*flen = sizeof(*from);
-	if (poll(&p, 1, 2000) != 1)
+	if (!case_poll(fd, POLLIN, 2000))
 		return -1;
 	return recvfrom(fd, buf, len, MSG_DONTWAIT, (struct sockaddr *)from, flen);
 }
@@ -378,8 +283,8 @@ static void ping_pong(const struct sk *conn, const struct sk *srv)
 	}
 	case_check(flen == conn->local_len && !memcmp(&from, &conn->local, flen),
 		   "%s: the datagram came from %s, want %s", srv->name,
-		   addr_str(&from, flen, a, sizeof(a)),
-		   addr_str(&conn->local, conn->local_len, b, sizeof(b)));
+		   case_inet_str(&from, flen, a, sizeof(a)),
+		   case_inet_str(&conn->local, conn->local_len, b, sizeof(b)));
 	if (sendto(srv->fd, "pong", 4, 0, (struct sockaddr *)&from, flen) != 4)
 		case_fail("%s: sendto: %m", srv->name);
 	n = recv_one(conn->fd, buf, sizeof(buf), &from, &flen);
@@ -452,8 +357,7 @@ int main(int argc, char **argv)
 		read_state(sks[i].fd, &sks[i]);
 	for (size_t i = 0; i < NMCS; i++)
 		read_mc(&mcs[i]);
-	case_ready();
-	case_wait();
+	case_ready_wait();
 
 	sabotage();
 	for (size_t i = 0; i < NSKS; i++)

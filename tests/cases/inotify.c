@@ -27,12 +27,6 @@ static char dir[PATH_MAX], file[PATH_MAX], gfile[PATH_MAX], sym[PATH_MAX], newfi
 static char lines1[MAX_LINES][256], lines2[MAX_LINES][256];
 static int n1, n2, fl1, fl2;
 
-static void place(int fd, int want)
-{
-	if (fd != want && (dup2(fd, want) != want || close(fd)))
-		case_die("dup2 %d to %d: %m", fd, want);
-}
-
 static int watch(int in, const char *path, uint32_t mask)
 {
 	int wd = inotify_add_watch(in, path, mask);
@@ -50,11 +44,10 @@ static int cmp_line(const void *a, const void *b)
 /* The "inotify wd:..." lines of fdinfo, sorted (their order follows the kernel's lists). */
 static int read_watches(int in, char out[][256])
 {
-	char path[64], buf[8192], *line, *end;
+	char buf[8192], *line, *end;
 	int n = 0;
 
-	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", in);
-	if (case_read_file(path, buf, sizeof(buf)) < 0)
+	if (case_fdinfo(in, buf, sizeof(buf)) < 0)
 		return -1;
 	for (line = buf; line && *line && n < MAX_LINES; line = end ? end + 1 : NULL) {
 		end = strchr(line, '\n');
@@ -86,8 +79,8 @@ static void setup(void)
 	case_path(sym, sizeof(sym), "isym");
 	if (in1 < 0 || in2 < 0)
 		case_die("inotify_init1: %m");
-	place(in1, IN1);
-	place(in2, IN2);
+	case_move_fd(in1, IN1, 0);
+	case_move_fd(in2, IN2, 0);
 	fcntl(IN2, F_SETFD, FD_CLOEXEC);
 	if (mkdir(dir, 0700) && errno != EEXIST)
 		case_die("mkdir %s: %m", dir);
@@ -229,14 +222,11 @@ int main(int argc, char **argv)
 {
 	case_init(argc, argv);
 	setup();
-	case_ready();
-	case_wait();
+	case_ready_wait();
 
 	sabotage();
-	case_check(fcntl(IN1, F_GETFL) == fl1, "fd %d: status flags %#o, want %#o", IN1,
-		   fcntl(IN1, F_GETFL), fl1);
-	case_check(fcntl(IN2, F_GETFL) == fl2, "fd %d: status flags %#o, want %#o", IN2,
-		   fcntl(IN2, F_GETFL), fl2);
+	case_check_fl(IN1, fl1);
+	case_check_fl(IN2, fl2);
 	case_check(fcntl(IN2, F_GETFD) == FD_CLOEXEC, "fd %d lost FD_CLOEXEC", IN2);
 	check_watches(IN1, lines1, n1);
 	check_watches(IN2, lines2, n2);

@@ -177,8 +177,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < 3; i++)
 		getitimer(timers[i].which, &want[i]);
 	fired_before = fired[0];
-	case_ready();
-	case_wait();
+	case_ready_wait();
 
 	if (case_sabotage("real-reset"))
 		setitimer(ITIMER_REAL, &(struct itimerval){ us_tv(450 * MS), us_tv(3 * SEC) }, NULL);

@@ -509,17 +509,12 @@ static __attribute__((noreturn)) void shmem_child(void)
 
 static pid_t setup_shmem(void)
 {
-	pid_t pid;
-
 	shmem = mmap(NULL, 4 * ps, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (shmem == MAP_FAILED)
 		case_die("mmap shared: %m");
 	for (int i = 0; i < 4; i++)
 		fill(shmem + i * ps, ps, 30 + i);
-	pid = case_fork();
-	if (pid == 0)
-		shmem_child();
-	return pid;
+	return case_spawn(shmem_child);
 }
 
 static void check_shmem(pid_t child)
@@ -598,8 +593,7 @@ int main(int argc, char **argv)
 	mono0 = case_now_ns(CLOCK_MONOTONIC);
 	real0 = case_now_ns(CLOCK_REALTIME);
 	take_snap(&before);
-	case_ready();
-	case_wait();
+	case_ready_wait();
 
 	check_untouched();
 	sabotage_proc();

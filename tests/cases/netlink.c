@@ -19,22 +19,15 @@
 #include <linux/filter.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
-#include <poll.h>
-#include <sys/socket.h>
 
-struct opt {
-	int level, name;
-	const char *label;
-};
-
-static const struct opt opts[] = {
-	{ SOL_SOCKET, SO_RCVBUF, "SO_RCVBUF" }, { SOL_SOCKET, SO_SNDBUF, "SO_SNDBUF" },
-	{ SOL_SOCKET, SO_PROTOCOL, "SO_PROTOCOL" }, { SOL_SOCKET, SO_TYPE, "SO_TYPE" },
-	{ SOL_NETLINK, NETLINK_EXT_ACK, "NETLINK_EXT_ACK" },
-	{ SOL_NETLINK, NETLINK_GET_STRICT_CHK, "NETLINK_GET_STRICT_CHK" },
-	{ SOL_NETLINK, NETLINK_NO_ENOBUFS, "NETLINK_NO_ENOBUFS" },
-	{ SOL_NETLINK, NETLINK_CAP_ACK, "NETLINK_CAP_ACK" },
-	{ SOL_NETLINK, NETLINK_PKTINFO, "NETLINK_PKTINFO" },
+static const struct case_sockopt opts[] = {
+	CASE_SOCKOPT(SOL_SOCKET, SO_RCVBUF), CASE_SOCKOPT(SOL_SOCKET, SO_SNDBUF),
+	CASE_SOCKOPT(SOL_SOCKET, SO_PROTOCOL), CASE_SOCKOPT(SOL_SOCKET, SO_TYPE),
+	CASE_SOCKOPT(SOL_NETLINK, NETLINK_EXT_ACK),
+	CASE_SOCKOPT(SOL_NETLINK, NETLINK_GET_STRICT_CHK),
+	CASE_SOCKOPT(SOL_NETLINK, NETLINK_NO_ENOBUFS),
+	CASE_SOCKOPT(SOL_NETLINK, NETLINK_CAP_ACK),
+	CASE_SOCKOPT(SOL_NETLINK, NETLINK_PKTINFO),
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 #define NWORDS 4
@@ -42,12 +35,10 @@ static const struct opt opts[] = {
 struct sk {
 	int fd;
 	const char *name;
-	int vals[NOPTS];
-	bool have[NOPTS];
+	struct case_sockstate st;	/* the options above, the file flags */
 	struct sockaddr_nl local;
 	uint32_t groups[NWORDS];
 	socklen_t filter_len;	/* SO_GET_FILTER: instructions */
-	int fl, fdfl;
 };
 
 static struct sk sks[] = {
@@ -55,22 +46,6 @@ static struct sk sks[] = {
 	{ 43, "route, second autobound" },
 };
 #define NSKS (sizeof(sks) / sizeof(sks[0]))
-
-static void set_int(int fd, int level, int name, int val, const char *label)
-{
-	if (setsockopt(fd, level, name, &val, sizeof(val)))
-		case_die("fd %d: setsockopt %s=%d: %m", fd, label, val);
-}
-
-static int make_socket(int protocol, int fd)
-{
-	int s = socket(AF_NETLINK, SOCK_RAW, protocol);
-
-	if (s < 0 || dup2(s, fd) != fd)
-		case_die("netlink socket for fd %d: %m", fd);
-	close(s);
-	return fd;
-}
 
 static void do_bind(int fd, uint32_t portid, uint32_t groups)
 {
@@ -85,35 +60,31 @@ static void setup(void)
 	/* accept everything: ret #0xffffffff */
 	static struct sock_filter accept_all[] = { { BPF_RET | BPF_K, 0, 0, 0xffffffff } };
 	struct sock_fprog prog = { 1, accept_all };
-	int fd = make_socket(NETLINK_ROUTE, 40), big = 1 << 22;
+	int fd = case_socket_at(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE, 40), big = 1 << 22;
 
 	do_bind(fd, 0, RTMGRP_LINK);
-	set_int(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, RTNLGRP_BRVLAN, "NETLINK_ADD_MEMBERSHIP");
-	set_int(fd, SOL_NETLINK, NETLINK_EXT_ACK, 1, "NETLINK_EXT_ACK");
-	set_int(fd, SOL_NETLINK, NETLINK_GET_STRICT_CHK, 1, "NETLINK_GET_STRICT_CHK");
-	set_int(fd, SOL_NETLINK, NETLINK_NO_ENOBUFS, 1, "NETLINK_NO_ENOBUFS");
-	set_int(fd, SOL_SOCKET, SO_RCVBUFFORCE, big, "SO_RCVBUFFORCE");
+	case_set_int(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, RTNLGRP_BRVLAN);
+	case_set_int(fd, SOL_NETLINK, NETLINK_EXT_ACK, 1);
+	case_set_int(fd, SOL_NETLINK, NETLINK_GET_STRICT_CHK, 1);
+	case_set_int(fd, SOL_NETLINK, NETLINK_NO_ENOBUFS, 1);
+	case_set_int(fd, SOL_SOCKET, SO_RCVBUFFORCE, big);
 	if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) ||
 	    fcntl(fd, F_SETFL, O_NONBLOCK))
 		case_die("fd 40: filter or flags: %m");
 
-	do_bind(make_socket(NETLINK_ROUTE, 41), 0x7e000000u | (getpid() & 0xffffff), 0);
-	fd = make_socket(NETLINK_GENERIC, 42);
-	set_int(fd, SOL_NETLINK, NETLINK_CAP_ACK, 1, "NETLINK_CAP_ACK");
+	fd = case_socket_at(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE, 41);
+	do_bind(fd, 0x7e000000u | (getpid() & 0xffffff), 0);
+	fd = case_socket_at(AF_NETLINK, SOCK_RAW, NETLINK_GENERIC, 42);
+	case_set_int(fd, SOL_NETLINK, NETLINK_CAP_ACK, 1);
 	fcntl(fd, F_SETFD, FD_CLOEXEC);
-	do_bind(make_socket(NETLINK_ROUTE, 43), 0, 0);
+	do_bind(case_socket_at(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE, 43), 0, 0);
 }
 
 static void read_state(int fd, struct sk *r)
 {
 	socklen_t len;
 
-	for (size_t i = 0; i < NOPTS; i++) {
-		len = sizeof(r->vals[i]);
-		r->have[i] = !getsockopt(fd, opts[i].level, opts[i].name, &r->vals[i], &len);
-		if (!r->have[i])
-			r->vals[i] = 0;
-	}
+	case_sockstate_read(fd, opts, NOPTS, &r->st);
 	memset(&r->local, 0, sizeof(r->local));
 	len = sizeof(r->local);
 	getsockname(fd, (struct sockaddr *)&r->local, &len);
@@ -122,24 +93,16 @@ static void read_state(int fd, struct sk *r)
 	getsockopt(fd, SOL_NETLINK, NETLINK_LIST_MEMBERSHIPS, r->groups, &len);
 	r->filter_len = 0;
 	getsockopt(fd, SOL_SOCKET, SO_GET_FILTER, NULL, &r->filter_len);
-	r->fl = fcntl(fd, F_GETFL);
-	r->fdfl = fcntl(fd, F_GETFD);
 }
 
 static void check_sk(const struct sk *want)
 {
 	struct sk now;
 
-	if (fcntl(want->fd, F_GETFD) < 0) {
-		case_fail("%s (fd %d): not open", want->name, want->fd);
+	if (!case_check_open(want->name, want->fd))
 		return;
-	}
 	read_state(want->fd, &now);
-	for (size_t i = 0; i < NOPTS; i++)
-		case_check(now.have[i] == want->have[i] && now.vals[i] == want->vals[i],
-			   "%s (fd %d): %s is %d%s, want %d%s", want->name, want->fd, opts[i].label,
-			   now.vals[i], now.have[i] ? "" : " (absent)", want->vals[i],
-			   want->have[i] ? "" : " (absent)");
+	case_sockstate_check(want->name, want->fd, opts, NOPTS, &now.st, &want->st);
 	case_check(now.local.nl_pid == want->local.nl_pid &&
 		   now.local.nl_groups == want->local.nl_groups,
 		   "%s (fd %d): port id %u groups %#x, want %u and %#x", want->name, want->fd,
@@ -151,9 +114,6 @@ static void check_sk(const struct sk *want)
 	case_check(now.filter_len == want->filter_len,
 		   "%s (fd %d): filter of %u instructions, want %u", want->name, want->fd,
 		   now.filter_len, want->filter_len);
-	case_check(now.fl == want->fl && now.fdfl == want->fdfl,
-		   "%s (fd %d): flags %#o/%#x, want %#o/%#x", want->name, want->fd, now.fl, now.fdfl,
-		   want->fl, want->fdfl);
 }
 
 /* Reads replies to request seq until NLMSG_DONE; returns the number of links, or -1. */
@@ -163,10 +123,9 @@ static int read_links(const struct sk *s, uint32_t seq)
 	int links = 0;
 
 	for (;;) {
-		struct pollfd p = { s->fd, POLLIN, 0 };
 		ssize_t n;
 
-		if (poll(&p, 1, 3000) != 1)
+		if (!case_poll(s->fd, POLLIN, 3000))
 			return -1;
 		n = recv(s->fd, buf, sizeof(buf), MSG_DONTWAIT);
 		if (n < 0)
@@ -231,8 +190,7 @@ int main(int argc, char **argv)
 	setup();
 	for (size_t i = 0; i < NSKS; i++)
 		read_state(sks[i].fd, &sks[i]);
-	case_ready();
-	case_wait();
+	case_ready_wait();
 
 	sabotage();
 	for (size_t i = 0; i < NSKS; i++)

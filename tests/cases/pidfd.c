@@ -13,7 +13,6 @@
 #include "case.h"
 
 #include <linux/types.h>
-#include <poll.h>
 #include <sys/ioctl.h>
 
 #ifndef PIDFD_THREAD
@@ -53,20 +52,15 @@ static void put_pidfd(int fd, pid_t pid, unsigned int flags, bool cloexec)
 
 	if (p < 0)
 		case_die("pidfd_open(%d, %#x): %m", pid, flags);
-	if (dup3(p, fd, cloexec ? O_CLOEXEC : 0) != fd)
-		case_die("dup3 to %d: %m", fd);
-	close(p);
+	case_move_fd(p, fd, cloexec ? O_CLOEXEC : 0);
 }
 
 /* fdinfo "Pid:" of fd, or -2 if it has none. */
 static int fdinfo_pid(int fd)
 {
-	char path[64], buf[4096], *p;
+	char got[64];
 
-	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
-	if (case_read_file(path, buf, sizeof(buf)) < 0 || !(p = strstr(buf, "\nPid:")))
-		return -2;
-	return atoi(p + 5);
+	return case_fdinfo_field(fd, "\nPid:", got, sizeof(got))[0] ? atoi(got) : -2;
 }
 
 /* The exit status PIDFD_GET_INFO reports for fd, or -1. */
@@ -109,10 +103,8 @@ static __attribute__((noreturn)) void child_a(void)
 
 static void setup(void)
 {
-	pid_t a = case_fork(), z, d, k;
+	pid_t a = case_spawn(child_a), z, d, k;
 
-	if (a == 0)
-		child_a();
 	put_pidfd(60, a, 0, false);
 	z = short_child(7, 0);
 	put_pidfd(61, z, O_NONBLOCK, false);
@@ -127,7 +119,7 @@ static void setup(void)
 	else
 		put_pidfd(64, getpid(), 0, false);
 	/* Z must have exited before "ready": the dump must see a zombie */
-	if (poll(&(struct pollfd){ 61, POLLIN, 0 }, 1, 10000) != 1)
+	if (!case_poll(61, POLLIN, 10000))
 		case_die("child Z (pid %d) did not exit", z);
 	have_exit_info = exit_info(62) == 42 << 8;
 	pfds[0] = (struct pfd){ 60, a };
@@ -143,18 +135,7 @@ static void setup(void)
 
 static void check_common(const struct pfd *p)
 {
-	char link[64] = "", path[64];
-	ssize_t n;
-
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", p->fd);
-	n = readlink(path, link, sizeof(link) - 1);
-	link[n > 0 ? n : 0] = '\0';
-	case_check(!strcmp(link, "anon_inode:[pidfd]"), "fd %d: is %s, want a pidfd", p->fd,
-		   n > 0 ? link : "not open");
-	case_check(fcntl(p->fd, F_GETFL) == p->fl, "fd %d: status flags %#o, want %#o", p->fd,
-		   fcntl(p->fd, F_GETFL), p->fl);
-	case_check(fcntl(p->fd, F_GETFD) == p->fdfl, "fd %d: fd flags %#x, want %#x", p->fd,
-		   fcntl(p->fd, F_GETFD), p->fdfl);
+	case_check_anon_fd(p->fd, "pidfd", p->fl, p->fdfl);
 	case_check(fdinfo_pid(p->fd) == p->pid, "fd %d: Pid %d, want %d", p->fd, fdinfo_pid(p->fd),
 		   p->pid);
 }
@@ -164,7 +145,7 @@ static int reap_by_pidfd(int fd, pid_t pid, int timeout_ms)
 {
 	siginfo_t si;
 
-	if (poll(&(struct pollfd){ fd, POLLIN, 0 }, 1, timeout_ms) != 1) {
+	if (!case_poll(fd, POLLIN, timeout_ms)) {
 		case_fail("fd %d: pid %d did not exit", fd, pid);
 		return -1;
 	}
@@ -196,7 +177,7 @@ static void check_processes(void)
 	for (int i = 2; i < 4; i++) {
 		case_check(syscall(SYS_pidfd_send_signal, pfds[i].fd, 0, NULL, 0) < 0 && errno == ESRCH,
 			   "fd %d: a reaped process can be signalled", pfds[i].fd);
-		case_check(poll(&(struct pollfd){ pfds[i].fd, POLLIN, 0 }, 1, 0) == 1,
+		case_check(case_poll(pfds[i].fd, POLLIN, 0),
 			   "fd %d: a reaped process does not poll as exited", pfds[i].fd);
 		if (have_exit_info)
 			case_check(exit_info(pfds[i].fd) == pfds[i].status,
@@ -231,8 +212,7 @@ int main(int argc, char **argv)
 {
 	case_init(argc, argv);
 	setup();
-	case_ready();
-	case_wait();
+	case_ready_wait();
 
 	sabotage();
 	for (int i = 0; i < 5; i++)

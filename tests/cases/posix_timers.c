@@ -200,8 +200,7 @@ int main(int argc, char **argv)
 		syscall(SYS_timer_gettime, timers[i].id, &was[i]);
 	read_timers(listed, sizeof(listed));
 	ready_ns = case_now_ns(CLOCK_MONOTONIC);
-	case_ready();
-	case_wait();
+	case_ready_wait();
 
 	if (case_sabotage("delete-b"))
 		syscall(SYS_timer_delete, timers[1].id);

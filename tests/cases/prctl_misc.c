@@ -44,11 +44,7 @@ static void check_prctl(const char *who, const char *what, int op, int want)
 
 static void *gc_worker(void *arg)
 {
-	sigset_t term;
-
-	sigemptyset(&term);
-	sigaddset(&term, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &term, NULL);
+	case_block_term(NULL);
 	if (prctl(PR_SET_PDEATHSIG, SIGUSR2))
 		case_die("PR_SET_PDEATHSIG: %m");
 	*(volatile int *)arg = 1;
@@ -151,8 +147,7 @@ int main(int argc, char **argv)
 		middle(fds[1], getppid());
 	if (read(fds[0], &gc, sizeof(gc)) != sizeof(gc))
 		case_die("the grandchild did not start");
-	case_ready();
-	case_wait();
+	case_ready_wait();
 
 	if (case_sabotage("subreaper"))
 		prctl(PR_SET_CHILD_SUBREAPER, 0);

@@ -13,79 +13,31 @@
 #include "case.h"
 
 #include <dirent.h>
-#include <limits.h>
 
 #define NPFDS 6
 
-struct pfd {
-	int fd;
-	char link[PATH_MAX];
-	int fl, fdfl;
-	off_t pos;
-};
-
-static struct pfd pfds[NPFDS] = { { 60 }, { 61 }, { 62 }, { 63 }, { 64 }, { 65 } };
-
-static void open_at(const char *path, int flags, int want)
-{
-	int fd = open(path, flags);
-
-	if (fd < 0)
-		case_die("open %s: %m", path);
-	if (fd != want && (dup3(fd, want, flags & O_CLOEXEC) != want || close(fd)))
-		case_die("dup3 %d: %m", want);
-}
+static struct case_fd pfds[NPFDS] = { { 60 }, { 61 }, { 62 }, { 63 }, { 64 }, { 65 } };
 
 static void setup(pid_t child)
 {
 	char path[64], buf[20];
 
-	open_at("/proc/self/status", O_RDONLY, 60);
+	case_open_at("/proc/self/status", O_RDONLY, 0, 60);
 	if (read(60, buf, sizeof(buf)) != sizeof(buf))
 		case_die("read /proc/self/status: %m");
-	open_at("/proc/self/stat", O_RDONLY | O_CLOEXEC, 61);
+	case_open_at("/proc/self/stat", O_RDONLY | O_CLOEXEC, 0, 61);
 	snprintf(path, sizeof(path), "/proc/%d/status", child);
-	open_at(path, O_RDONLY, 62);
-	open_at("/proc/self/fd", O_RDONLY | O_DIRECTORY, 63);
+	case_open_at(path, O_RDONLY, 0, 62);
+	case_open_at("/proc/self/fd", O_RDONLY | O_DIRECTORY, 0, 63);
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", getpid(), getpid());
-	open_at(path, O_RDONLY, 64);
-	open_at("/proc/meminfo", O_RDONLY, 65);
+	case_open_at(path, O_RDONLY, 0, 64);
+	case_open_at("/proc/meminfo", O_RDONLY, 0, 65);
 }
 
-static void record(struct pfd *p)
+static void check_one(const struct case_fd *p)
 {
-	char proc[64];
-	ssize_t n;
-
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", p->fd);
-	n = readlink(proc, p->link, sizeof(p->link) - 1);
-	if (n < 0)
-		case_die("readlink: %m");
-	p->link[n] = '\0';
-	p->fl = fcntl(p->fd, F_GETFL);
-	p->fdfl = fcntl(p->fd, F_GETFD);
-	p->pos = lseek(p->fd, 0, SEEK_CUR);
-}
-
-static void check_one(const struct pfd *p)
-{
-	char proc[64], link[PATH_MAX];
-	ssize_t n;
-
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", p->fd);
-	n = readlink(proc, link, sizeof(link) - 1);
-	if (n < 0) {
-		case_fail("fd %d: not open: %m", p->fd);
-		return;
-	}
-	link[n] = '\0';
-	case_check(!strcmp(link, p->link), "fd %d: path %s, want %s", p->fd, link, p->link);
-	case_check(fcntl(p->fd, F_GETFL) == p->fl, "fd %d: flags %#o, want %#o", p->fd,
-		   fcntl(p->fd, F_GETFL), p->fl);
-	case_check(fcntl(p->fd, F_GETFD) == p->fdfl, "fd %d: fd flags differ", p->fd);
-	if (p->fd != 63)	/* a directory's position is a cookie */
-		case_check(lseek(p->fd, 0, SEEK_CUR) == p->pos, "fd %d: position %lld, want %lld",
-			   p->fd, (long long)lseek(p->fd, 0, SEEK_CUR), (long long)p->pos);
+	/* a directory's position is a cookie */
+	case_fd_check(p, CASE_FD_FDFL | (p->fd != 63 ? CASE_FD_POS : 0));
 }
 
 /* fd (a status file) must describe process pid. */
@@ -136,9 +88,9 @@ static void sabotage(pid_t child)
 	if (case_sabotage("pos"))
 		lseek(60, 0, SEEK_SET);
 	if (case_sabotage("pid"))	/* what opening the child's file in the child would give */
-		open_at("/proc/self/status", O_RDONLY, 62);
+		case_open_at("/proc/self/status", O_RDONLY, 0, 62);
 	if (case_sabotage("stat"))
-		open_at("/proc/self/statm", O_RDONLY | O_CLOEXEC, 61);
+		case_open_at("/proc/self/statm", O_RDONLY | O_CLOEXEC, 0, 61);
 }
 
 int main(int argc, char **argv)
@@ -146,16 +98,11 @@ int main(int argc, char **argv)
 	pid_t child;
 
 	case_init(argc, argv);
-	child = case_fork();
-	if (child == 0) {
-		case_wait();
-		case_child_exit();
-	}
+	child = case_spawn(case_wait);	/* a child that only waits for SIGTERM */
 	setup(child);
 	for (int i = 0; i < NPFDS; i++)
-		record(&pfds[i]);
-	case_ready();
-	case_wait();
+		case_fd_record(&pfds[i]);
+	case_ready_wait();
 
 	sabotage(child);
 	for (int i = 0; i < NPFDS; i++)

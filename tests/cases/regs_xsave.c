@@ -328,7 +328,7 @@ int main(int argc, char **argv)
 	int level = vector_level();
 	const char *cap = getenv("REGS_XSAVE_LEVEL");	/* to test the AVX and SSE paths too */
 	unsigned long fs_before = 0, fs_after = 0, gs_after = 0;
-	sigset_t term;
+	sigset_t old;
 	pthread_t th;
 
 	case_init(argc, argv);
@@ -352,12 +352,10 @@ int main(int argc, char **argv)
 	if (case_sabotage("thread_gpr"))
 		thread_ctx.sabotage = SAB_GPR;
 	/* SIGTERM goes to the main thread only: the spinner blocks it from the start. */
-	sigemptyset(&term);
-	sigaddset(&term, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &term, NULL);
+	case_block_term(&old);
 	if (pthread_create(&th, NULL, spinner, NULL))
 		case_die("pthread_create failed");
-	pthread_sigmask(SIG_UNBLOCK, &term, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	while (!spinner_started)
 		case_sleep_ms(1);
 	/* Setup is over before the loop starts; the loop never returns before SIGTERM. */

@@ -41,11 +41,7 @@ static void check_reg(const char *who, const struct reg *want)
 
 static void *holder(void *arg)
 {
-	sigset_t term;
-
-	sigemptyset(&term);
-	sigaddset(&term, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &term, NULL);
+	case_block_term(NULL);
 	get_reg(&holder_reg);
 	if (!holder_reg.head)
 		case_die("glibc registered no robust list for a thread");
@@ -105,8 +101,7 @@ int main(int argc, char **argv)
 		case_die("pthread_create");
 	while (!holding)
 		case_sleep_ms(5);
-	case_ready();
-	case_wait();
+	case_ready_wait();
 
 	if (case_sabotage("main-list"))
 		syscall(SYS_set_robust_list, NULL, sizeof(struct robust_list_head));

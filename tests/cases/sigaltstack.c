@@ -124,11 +124,8 @@ static void on_usr1(int sig)
 static void *thread_main(void *arg)
 {
 	struct alt *a = arg;
-	sigset_t term;
 
-	sigemptyset(&term);
-	sigaddset(&term, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &term, NULL);
+	case_block_term(NULL);
 	set_alt(a);
 	a->set_up = 1;
 	if (a == &alts[1])
@@ -162,8 +159,7 @@ int main(int argc, char **argv)
 			case_die("pthread_create");
 	while (!alts[2].set_up || !in_handler)
 		case_sleep_ms(5);
-	case_ready();
-	case_wait();
+	case_ready_wait();
 
 	if (case_sabotage("main-size"))
 		sigaltstack(&(stack_t){ .ss_sp = alts[0].sp, .ss_size = 32768 }, NULL);

@@ -200,8 +200,7 @@ int main(int argc, char **argv)
 
 	case_init(argc, argv);
 	setup();
-	case_ready();
-	case_wait();
+	case_ready_wait();
 
 	sabotage();
 	for (int s = 1; s <= NSIG_MAX; s++)

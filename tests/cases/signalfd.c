@@ -43,9 +43,7 @@ static void make_sfd(struct sfd *s, sigset_t *blocked)
 	fd = signalfd(-1, &set, s->flags);
 	if (fd < 0)
 		case_die("signalfd: %m");
-	if (dup3(fd, s->fd, s->flags & SFD_CLOEXEC) != s->fd)
-		case_die("dup3 to %d: %m", s->fd);
-	close(fd);
+	case_move_fd(fd, s->fd, s->flags & SFD_CLOEXEC);
 	s->fl = fcntl(s->fd, F_GETFL);
 	s->fdfl = fcntl(s->fd, F_GETFD);
 }
@@ -68,28 +66,14 @@ static void setup(void)
 
 static uint64_t fdinfo_mask(int fd)
 {
-	char path[64], buf[4096], *p;
+	char got[64];
 
-	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
-	if (case_read_file(path, buf, sizeof(buf)) < 0 || !(p = strstr(buf, "sigmask:")))
-		return 0;
-	return strtoull(p + strlen("sigmask:"), NULL, 16);
+	return strtoull(case_fdinfo_field(fd, "sigmask:", got, sizeof(got)), NULL, 16);
 }
 
 static void check_sfd(const struct sfd *s)
 {
-	char link[64] = "", path[64];
-	ssize_t n;
-
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", s->fd);
-	n = readlink(path, link, sizeof(link) - 1);
-	link[n > 0 ? n : 0] = '\0';
-	case_check(!strcmp(link, "anon_inode:[signalfd]"), "fd %d: is %s, want a signalfd", s->fd,
-		   n > 0 ? link : "not open");
-	case_check(fcntl(s->fd, F_GETFL) == s->fl, "fd %d: status flags %#o, want %#o", s->fd,
-		   fcntl(s->fd, F_GETFL), s->fl);
-	case_check(fcntl(s->fd, F_GETFD) == s->fdfl, "fd %d: fd flags %#x, want %#x", s->fd,
-		   fcntl(s->fd, F_GETFD), s->fdfl);
+	case_check_anon_fd(s->fd, "signalfd", s->fl, s->fdfl);
 	case_check(fdinfo_mask(s->fd) == s->mask, "fd %d: sigmask %#llx, want %#llx", s->fd,
 		   (unsigned long long)fdinfo_mask(s->fd), (unsigned long long)s->mask);
 }
@@ -142,8 +126,7 @@ int main(int argc, char **argv)
 
 	case_init(argc, argv);
 	setup();
-	case_ready();
-	case_wait();
+	case_ready_wait();
 
 	sabotage();
 	for (size_t i = 0; i < NSFDS; i++)

@@ -73,8 +73,7 @@ int main(int argc, char **argv)
 	kill(getpid(), rt6);
 	thread_want = bit(SIGUSR1);
 	shared_want = bit(SIGUSR2) | bit(rt5) | bit(rt6);
-	case_ready();
-	case_wait();
+	case_ready_wait();
 
 	if (case_sabotage("lost"))
 		take(rt5, SI_QUEUE, 1234, "sabotage");

@@ -200,7 +200,7 @@ int main(int argc, char **argv)
 {
 	struct sigaction sa;
 	pthread_t th[NTHREADS];
-	sigset_t term;
+	sigset_t old;
 	struct timespec until;
 
 	case_init(argc, argv);
@@ -218,17 +218,14 @@ int main(int argc, char **argv)
 	sigaction(SIGUSR1, &sa, NULL);
 	sigaction(SIGUSR2, &sa, NULL);
 
-	sigemptyset(&term);
-	sigaddset(&term, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &term, NULL);
+	case_block_term(&old);	/* in the threads: they inherit the mask */
 	for (size_t i = 0; i < NTHREADS; i++)
 		if (pthread_create(&th[i], NULL, threads[i].fn, NULL))
 			case_die("pthread_create %s failed", threads[i].name);
-	pthread_sigmask(SIG_UNBLOCK, &term, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	/* Let every thread reach its blocking call before the dump may come. */
 	case_sleep_ms(50);
-	case_ready();
-	case_wait();
+	case_ready_wait();
 
 	wake_all(th);
 	for (size_t i = 0; i < NTHREADS; i++) {

@@ -32,9 +32,7 @@ static const struct { int res; rlim_t cur, max; const char *name; } limits[] = {
 	{ RLIMIT_MSGQUEUE, 4096, 8192, "msgqueue" },
 };
 
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
-static int stage;	/* 1: worker set up; 2: worker may check; 3: worker done */
+/* The stages (case_set_stage): 1: worker set up; 2: worker may check; 3: worker done. */
 
 static void set_attrs(int policy, int nice, int ioprio, long slack, int cpu)
 {
@@ -80,35 +78,16 @@ static void compare(const char *who, const struct attrs *want)
 		   who, CPU_COUNT(&now.cpus), CPU_COUNT(&want->cpus));
 }
 
-static void wait_stage(int want)
-{
-	pthread_mutex_lock(&lock);
-	while (stage < want)
-		pthread_cond_wait(&cond, &lock);
-	pthread_mutex_unlock(&lock);
-}
-
-static void set_stage(int s)
-{
-	pthread_mutex_lock(&lock);
-	stage = s;
-	pthread_cond_broadcast(&cond);
-	pthread_mutex_unlock(&lock);
-}
-
 static void *worker(void *arg)
 {
 	struct attrs want;
-	sigset_t term;
 
 	/* SIGTERM is the main thread's: a worker taking it would leave main waiting. */
-	sigemptyset(&term);
-	sigaddset(&term, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &term, NULL);
+	case_block_term(NULL);
 	set_attrs(SCHED_BATCH, 9, IOPRIO(3, 0), 123456, 0);
 	get_attrs(&want);
-	set_stage(1);
-	wait_stage(2);
+	case_set_stage(1);
+	case_wait_stage(2);
 	if (case_sabotage("worker-affinity")) {
 		cpu_set_t all;
 
@@ -120,7 +99,7 @@ static void *worker(void *arg)
 	if (case_sabotage("worker-policy"))
 		sched_setscheduler(0, SCHED_OTHER, &(struct sched_param){ 0 });
 	compare("worker", &want);
-	set_stage(3);
+	case_set_stage(3);
 	return NULL;
 }
 
@@ -150,9 +129,8 @@ int main(int argc, char **argv)
 	get_attrs(&want);
 	if (pthread_create(&th, NULL, worker, NULL))
 		case_die("pthread_create");
-	wait_stage(1);
-	case_ready();
-	case_wait();
+	case_wait_stage(1);
+	case_ready_wait();
 
 	if (case_sabotage("nofile"))
 		setrlimit(RLIMIT_NOFILE, &(struct rlimit){ 300, 4000 });
@@ -162,8 +140,8 @@ int main(int argc, char **argv)
 		prctl(PR_SET_TIMERSLACK, 50000, 0, 0, 0);
 	check_limits();
 	compare("main", &want);
-	set_stage(2);
-	wait_stage(3);
+	case_set_stage(2);
+	case_wait_stage(3);
 	pthread_join(th, NULL);
 	case_finish();
 }

@@ -162,8 +162,7 @@ int main(int argc, char **argv)
 	while (nready < NTHREADS)
 		pthread_cond_wait(&ready_cond, &lock);
 	pthread_mutex_unlock(&lock);
-	case_ready();
-	case_wait();
+	case_ready_wait();
 
 	if (case_sabotage("tid"))
 		recs[11].tid++;

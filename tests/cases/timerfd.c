@@ -13,7 +13,6 @@
 #include "case.h"
 
 #include <linux/kcmp.h>
-#include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/timerfd.h>
 
@@ -67,9 +66,7 @@ static void make_tfd(struct tfd *t)
 		armed_at = case_now_ns(CLOCK_MONOTONIC);
 	if (timerfd_settime(fd, t->settime_flags, &its, NULL))
 		case_die("timerfd_settime: %m");
-	if (dup3(fd, t->fd, t->flags & TFD_CLOEXEC) != t->fd)
-		case_die("dup3 to %d: %m", t->fd);
-	close(fd);
+	case_move_fd(fd, t->fd, t->flags & TFD_CLOEXEC);
 }
 
 static void setup(void)
@@ -92,40 +89,16 @@ static void setup(void)
 	}
 }
 
-/* fdinfo line "key" of fd (the text after it, up to the newline), or "" if absent. */
-static void fdinfo_line(int fd, const char *key, char *out, size_t len)
-{
-	char path[64], buf[4096], *p;
-
-	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
-	out[0] = '\0';
-	if (case_read_file(path, buf, sizeof(buf)) < 0 || !(p = strstr(buf, key)))
-		return;
-	p += strlen(key);
-	while (*p == ' ' || *p == '\t')
-		p++;
-	snprintf(out, len, "%.*s", (int)strcspn(p, "\n"), p);
-}
-
 /* What every timer must keep: kind, flags, clock, settime flags and period. */
 static void check_common(const struct tfd *t)
 {
-	char link[64] = "", path[64], got[64];
+	char got[64];
 	struct itimerspec cur;
-	ssize_t n;
 
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", t->fd);
-	n = readlink(path, link, sizeof(link) - 1);
-	link[n > 0 ? n : 0] = '\0';
-	case_check(!strcmp(link, "anon_inode:[timerfd]"), "fd %d: is %s, want a timerfd", t->fd,
-		   n > 0 ? link : "not open");
-	case_check(fcntl(t->fd, F_GETFL) == t->fl, "fd %d: status flags %#o, want %#o", t->fd,
-		   fcntl(t->fd, F_GETFL), t->fl);
-	case_check(fcntl(t->fd, F_GETFD) == t->fdfl, "fd %d: fd flags %#x, want %#x", t->fd,
-		   fcntl(t->fd, F_GETFD), t->fdfl);
-	fdinfo_line(t->fd, "clockid:", got, sizeof(got));
+	case_check_anon_fd(t->fd, "timerfd", t->fl, t->fdfl);
+	case_fdinfo_field(t->fd, "clockid:", got, sizeof(got));
 	case_check(got[0] && atoi(got) == t->clock, "fd %d: clockid %s, want %d", t->fd, got, t->clock);
-	fdinfo_line(t->fd, "settime flags:", got, sizeof(got));
+	case_fdinfo_field(t->fd, "settime flags:", got, sizeof(got));
 	case_check(got[0] && (int)strtol(got, NULL, 8) == t->settime_flags,
 		   "fd %d: settime flags %s, want 0%o", t->fd, got, t->settime_flags);
 	if (timerfd_gettime(t->fd, &cur)) {
@@ -182,10 +155,9 @@ static void check_absolute(void)
 static void check_fired(void)
 {
 	char got[64];
-	struct pollfd pfd = { 33, POLLIN, 0 };
 	int64_t left = time_left(33);
 
-	fdinfo_line(32, "ticks:", got, sizeof(got));
+	case_fdinfo_field(32, "ticks:", got, sizeof(got));
 	case_check(strtoull(got, NULL, 10) == ticks32, "fd 32: ticks %s, want %llu", got,
 		   (unsigned long long)ticks32);
 	case_check(time_left(32) == 0, "fd 32: a one-shot timer that fired is armed again");
@@ -194,7 +166,7 @@ static void check_fired(void)
 	case_check(left > 0 && left <= 200000000, "fd 33: %lld ns left, want (0, 200 ms]",
 		   (long long)left);
 	case_check(read_ticks(33) >= 1, "fd 33: its expiration was lost");
-	case_check(poll(&pfd, 1, 1000) == 1, "fd 33: the periodic timer does not fire any more");
+	case_check(case_poll(33, POLLIN, 1000), "fd 33: the periodic timer does not fire any more");
 	case_check(time_left(34) == 0, "fd 34: a disarmed timer is armed");
 }
 
@@ -225,8 +197,7 @@ int main(int argc, char **argv)
 {
 	case_init(argc, argv);
 	setup();
-	case_ready();
-	case_wait();
+	case_ready_wait();
 
 	sabotage();
 	for (size_t i = 0; i < NTFDS; i++)

@@ -152,8 +152,7 @@ int main(int argc, char **argv)
 	memset(&si, 0, sizeof(si));
 	if (waitid(P_PID, c2, &si, WEXITED | WNOWAIT))
 		case_die("waitid(C2): %m");
-	case_ready();
-	case_wait();
+	case_ready_wait();
 
 	if (case_sabotage("zombie"))
 		waitpid(c2, &status, 0);

@@ -31,40 +31,6 @@ static char srv_path[256], gone_path[256];
 static struct sockaddr_un abs41, abs_gone;
 static socklen_t abs41_len, abs_gone_len;
 
-static void pair_at(int type, int a, int b)
-{
-	int sv[2];
-
-	if (socketpair(AF_UNIX, type, 0, sv))
-		case_die("socketpair: %m");
-	if (dup2(sv[0], a) != a || dup2(sv[1], b) != b)
-		case_die("dup2: %m");
-	close(sv[0]);
-	close(sv[1]);
-}
-
-static void at(int fd, int want)
-{
-	if (fd != want && (dup2(fd, want) != want || close(fd)))
-		case_die("dup2 to %d: %m", want);
-}
-
-static socklen_t path_addr(struct sockaddr_un *sa, const char *path)
-{
-	memset(sa, 0, sizeof(*sa));
-	sa->sun_family = AF_UNIX;
-	snprintf(sa->sun_path, sizeof(sa->sun_path), "%s", path);
-	return offsetof(struct sockaddr_un, sun_path) + strlen(path) + 1;
-}
-
-static socklen_t abstract_addr(struct sockaddr_un *sa, const char *name)
-{
-	memset(sa, 0, sizeof(*sa));
-	sa->sun_family = AF_UNIX;
-	memcpy(sa->sun_path + 1, name, strlen(name));
-	return offsetof(struct sockaddr_un, sun_path) + 1 + strlen(name);
-}
-
 static void send_to(int fd, const void *buf, size_t len, const struct sockaddr_un *sa,
 		    socklen_t salen)
 {
@@ -87,22 +53,13 @@ static void big(char *buf)
 static void check_msg(int fd, const void *want, size_t len, const char *what)
 {
 	char buf[BIGMSG + 16];
-	struct pollfd pfd = { fd, POLLIN, 0 };
 	ssize_t n;
 
-	poll(&pfd, 1, 2000);
+	case_poll(fd, POLLIN, 2000);
 	n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
 	case_check(n == (ssize_t)len && !memcmp(buf, want, len),
 		   "%s: message of %zd bytes (%m), want %zu bytes \"%.*s\"", what, n, len,
 		   (int)(len < 16 ? len : 16), (const char *)want);
-}
-
-static void check_empty(int fd, const char *what)
-{
-	char c;
-	ssize_t n = recv(fd, &c, 1, MSG_DONTWAIT | MSG_PEEK);
-
-	case_check(n < 0 && errno == EAGAIN, "%s: more messages queued than there were (%zd)", what, n);
 }
 
 /* The next datagram of fd 40: its text, the sender's address, and the sender's pid. */
@@ -136,22 +93,20 @@ static void check_from(const char *want, const struct sockaddr_un *from, socklen
 static void setup_server(void)
 {
 	struct sockaddr_un sa, gone;
-	socklen_t len = path_addr(&sa, srv_path), glen = path_addr(&gone, gone_path);
+	socklen_t len = case_unix_addr(&sa, srv_path), glen = case_unix_addr(&gone, gone_path);
 	int one = 1, g;
-	char name[64];
 
 	unlink(srv_path);
 	unlink(gone_path);
-	at(socket(AF_UNIX, SOCK_DGRAM, 0), 40);
+	case_socket_at(AF_UNIX, SOCK_DGRAM, 0, 40);
 	if (bind(40, (struct sockaddr *)&sa, len) ||
 	    setsockopt(40, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)))
 		case_die("server: %m");
-	snprintf(name, sizeof(name), "crest-unix-dgram-%d", getpid());
-	abs41_len = abstract_addr(&abs41, name);
-	at(socket(AF_UNIX, SOCK_DGRAM, 0), 41);
+	abs41_len = case_unix_abstract(&abs41, "crest-unix-dgram-%d", getpid());
+	case_socket_at(AF_UNIX, SOCK_DGRAM, 0, 41);
 	if (bind(41, (struct sockaddr *)&abs41, abs41_len) || connect(41, (struct sockaddr *)&sa, len))
 		case_die("fd 41: %m");
-	at(socket(AF_UNIX, SOCK_DGRAM, 0), 42);
+	case_socket_at(AF_UNIX, SOCK_DGRAM, 0, 42);
 	send_msg(41, "from 41", 7);
 	send_to(42, "from 42", 7, &sa, len);
 	g = socket(AF_UNIX, SOCK_DGRAM, 0);
@@ -164,12 +119,10 @@ static void setup_server(void)
 
 static void setup_gone_peer(void)
 {
-	char name[64];
 	int p = socket(AF_UNIX, SOCK_DGRAM, 0);
 
-	snprintf(name, sizeof(name), "crest-unix-dgram-%d-gone", getpid());
-	abs_gone_len = abstract_addr(&abs_gone, name);
-	at(socket(AF_UNIX, SOCK_DGRAM, 0), 43);
+	abs_gone_len = case_unix_abstract(&abs_gone, "crest-unix-dgram-%d-gone", getpid());
+	case_socket_at(AF_UNIX, SOCK_DGRAM, 0, 43);
 	if (p < 0 || bind(p, (struct sockaddr *)&abs_gone, abs_gone_len) ||
 	    connect(43, (struct sockaddr *)&abs_gone, abs_gone_len))
 		case_die("fd 43: %m");
@@ -182,8 +135,8 @@ static void setup(void)
 
 	case_path(srv_path, sizeof(srv_path), "srv");
 	case_path(gone_path, sizeof(gone_path), "gone");
-	pair_at(SOCK_DGRAM, 20, 21);
-	pair_at(SOCK_SEQPACKET, 30, 31);
+	case_socketpair_at(SOCK_DGRAM, 20, 21);
+	case_socketpair_at(SOCK_SEQPACKET, 30, 31);
 	big(b);
 	send_msg(20, "one", 3);
 	send_msg(20, "", 0);
@@ -203,7 +156,7 @@ static void setup(void)
 static __attribute__((noreturn)) void child(int sync)
 {
 	struct sockaddr_un sa;
-	socklen_t len = path_addr(&sa, srv_path);
+	socklen_t len = case_unix_addr(&sa, srv_path);
 	char b[BIGMSG], c;
 	int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 
@@ -221,7 +174,7 @@ static __attribute__((noreturn)) void child(int sync)
 	check_msg(21, "three", 5, "fd 21 (child)");
 	check_msg(21, b, BIGMSG, "fd 21 (child)");
 	check_msg(21, "ping", 4, "fd 21 (child)");
-	check_empty(21, "fd 21 (child)");
+	case_check_empty(21, "fd 21 (child)");
 	send_msg(21, "pong", 4);
 	check_msg(31, "p1", 2, "fd 31 (child)");
 	check_msg(31, "packet2", 7, "fd 31 (child)");
@@ -242,27 +195,27 @@ static void sabotage(void)
 	if (case_sabotage("creds"))
 		setsockopt(40, SOL_SOCKET, SO_PASSCRED, &zero, sizeof(zero));
 	if (case_sabotage("peer"))
-		at(socket(AF_UNIX, SOCK_DGRAM, 0), 41);
+		case_socket_at(AF_UNIX, SOCK_DGRAM, 0, 41);
 	if (case_sabotage("gone_peer"))
-		at(socket(AF_UNIX, SOCK_DGRAM, 0), 43);
+		case_socket_at(AF_UNIX, SOCK_DGRAM, 0, 43);
 }
 
 static void check_parent(void)
 {
 	struct sockaddr_un none = { AF_UNIX }, gone, sa;
-	socklen_t glen = path_addr(&gone, gone_path), len = sizeof(sa);
+	socklen_t glen = case_unix_addr(&gone, gone_path), len = sizeof(sa);
 
 	check_msg(20, "back1", 5, "fd 20");
 	check_msg(20, "back2", 5, "fd 20");
-	check_empty(20, "fd 20");
+	case_check_empty(20, "fd 20");
 	check_msg(30, "r1", 2, "fd 30");
-	check_empty(30, "fd 30");
+	case_check_empty(30, "fd 30");
 
 	check_from("from 41", &abs41, abs41_len, getpid());
 	check_from("from 42", &none, offsetof(struct sockaddr_un, sun_path), getpid());
 	check_from("from gone", &gone, glen, getpid());
 	check_from("from child", &none, offsetof(struct sockaddr_un, sun_path), child_pid);
-	check_empty(40, "fd 40");
+	case_check_empty(40, "fd 40");
 
 	/* 41 is still connected to 40 */
 	if (send(41, "again", 5, MSG_DONTWAIT) != 5)
@@ -297,8 +250,7 @@ int main(int argc, char **argv)
 	if (read(sync[0], &c, 1) != 0)
 		case_die("sync with the child: %m");
 	close(sync[0]);
-	case_ready();
-	case_wait();
+	case_ready_wait();
 
 	sabotage();
 	check_parent();

@@ -32,33 +32,6 @@ static char sock_path[256], bound_path[256], unlinked_path[256];
 static struct sockaddr_un abs_listen, abs_closed;
 static socklen_t abs_listen_len, abs_closed_len;
 
-static void at(int fd, int want)
-{
-	if (fd < 0)
-		case_die("socket: %m");
-	if (fd != want && (dup2(fd, want) != want || close(fd)))
-		case_die("dup2 to %d: %m", want);
-}
-
-static socklen_t path_addr(struct sockaddr_un *sa, const char *path)
-{
-	memset(sa, 0, sizeof(*sa));
-	sa->sun_family = AF_UNIX;
-	snprintf(sa->sun_path, sizeof(sa->sun_path), "%s", path);
-	return offsetof(struct sockaddr_un, sun_path) + strlen(path) + 1;
-}
-
-static socklen_t abstract_addr(struct sockaddr_un *sa, const char *fmt)
-{
-	char name[64];
-
-	snprintf(name, sizeof(name), fmt, getpid());
-	memset(sa, 0, sizeof(*sa));
-	sa->sun_family = AF_UNIX;
-	memcpy(sa->sun_path + 1, name, strlen(name));
-	return offsetof(struct sockaddr_un, sun_path) + 1 + strlen(name);
-}
-
 static void bind_at(int fd, const struct sockaddr_un *sa, socklen_t len)
 {
 	if (bind(fd, (const struct sockaddr *)sa, len))
@@ -80,10 +53,9 @@ static void send_text(int fd, const char *text)
 static void check_text(int fd, const char *want, const char *what)
 {
 	char buf[64] = "";
-	struct pollfd pfd = { fd, POLLIN, 0 };
 	ssize_t n;
 
-	poll(&pfd, 1, 2000);
+	case_poll(fd, POLLIN, 2000);
 	n = recv(fd, buf, strlen(want), MSG_DONTWAIT);
 	case_check(n == (ssize_t)strlen(want) && !memcmp(buf, want, n), "%s: read \"%s\" (%zd), want \"%s\"",
 		   what, buf, n, want);
@@ -105,9 +77,7 @@ static void check_name(int fd, bool peer, const struct sockaddr_un *want, sockle
 /* accept(2) of a connection that must be pending already: never blocks. */
 static int accept_now(int lfd)
 {
-	struct pollfd pfd = { lfd, POLLIN, 0 };
-
-	if (poll(&pfd, 1, 0) != 1) {
+	if (!case_poll(lfd, POLLIN, 0)) {
 		errno = EAGAIN;
 		return -1;
 	}
@@ -141,24 +111,24 @@ static void setup_paths(void)
 {
 	struct sockaddr_un sa;
 
-	at(socket(AF_UNIX, SOCK_STREAM, 0), 20);
-	bind_at(20, &sa, path_addr(&sa, sock_path));
+	case_socket_at(AF_UNIX, SOCK_STREAM, 0, 20);
+	bind_at(20, &sa, case_unix_addr(&sa, sock_path));
 	if (chmod(sock_path, 0640) || listen(20, 7))
 		case_die("fd 20: %m");
-	at(socket(AF_UNIX, SOCK_STREAM, 0), 22);
-	connect_to(22, &sa, path_addr(&sa, sock_path));
-	at(accept(20, NULL, NULL), 21);
+	case_socket_at(AF_UNIX, SOCK_STREAM, 0, 22);
+	connect_to(22, &sa, case_unix_addr(&sa, sock_path));
+	case_move_fd(accept(20, NULL, NULL), 21, 0);
 	send_text(22, "to parent");
 	send_text(21, "to child");
 
-	at(socket(AF_UNIX, SOCK_STREAM, 0), 50);
-	bind_at(50, &sa, path_addr(&sa, bound_path));
-	at(socket(AF_UNIX, SOCK_SEQPACKET, 0), 60);
-	bind_at(60, &sa, path_addr(&sa, "unix_listen.rel"));
+	case_socket_at(AF_UNIX, SOCK_STREAM, 0, 50);
+	bind_at(50, &sa, case_unix_addr(&sa, bound_path));
+	case_socket_at(AF_UNIX, SOCK_SEQPACKET, 0, 60);
+	bind_at(60, &sa, case_unix_addr(&sa, "unix_listen.rel"));
 	if (listen(60, 3))
 		case_die("fd 60: %m");
-	at(socket(AF_UNIX, SOCK_STREAM, 0), 61);
-	bind_at(61, &sa, path_addr(&sa, unlinked_path));
+	case_socket_at(AF_UNIX, SOCK_STREAM, 0, 61);
+	bind_at(61, &sa, case_unix_addr(&sa, unlinked_path));
 	unlink(unlinked_path);
 }
 
@@ -166,13 +136,13 @@ static void setup_abstract(void)
 {
 	int l;
 
-	abs_listen_len = abstract_addr(&abs_listen, "crest-unix-listen-%d");
-	abs_closed_len = abstract_addr(&abs_closed, "crest-unix-closed-%d");
-	at(socket(AF_UNIX, SOCK_STREAM, 0), 30);
+	abs_listen_len = case_unix_abstract(&abs_listen, "crest-unix-listen-%d", getpid());
+	abs_closed_len = case_unix_abstract(&abs_closed, "crest-unix-closed-%d", getpid());
+	case_socket_at(AF_UNIX, SOCK_STREAM, 0, 30);
 	bind_at(30, &abs_listen, abs_listen_len);
 	if (listen(30, 2))
 		case_die("fd 30: %m");
-	at(socket(AF_UNIX, SOCK_STREAM, 0), 31);
+	case_socket_at(AF_UNIX, SOCK_STREAM, 0, 31);
 	connect_to(31, &abs_listen, abs_listen_len);
 
 	l = socket(AF_UNIX, SOCK_STREAM, 0);
@@ -181,9 +151,9 @@ static void setup_abstract(void)
 	bind_at(l, &abs_closed, abs_closed_len);
 	if (listen(l, 1))
 		case_die("listen: %m");
-	at(socket(AF_UNIX, SOCK_STREAM, 0), 41);
+	case_socket_at(AF_UNIX, SOCK_STREAM, 0, 41);
 	connect_to(41, &abs_closed, abs_closed_len);
-	at(accept(l, NULL, NULL), 40);
+	case_move_fd(accept(l, NULL, NULL), 40, 0);
 	close(l);
 }
 
@@ -207,7 +177,7 @@ static void setup(void)
 static __attribute__((noreturn)) void child(void)
 {
 	struct sockaddr_un sa;
-	socklen_t len = path_addr(&sa, sock_path);
+	socklen_t len = case_unix_addr(&sa, sock_path);
 	char c;
 
 	for (int fd = 20; fd <= 61; fd++)
@@ -231,7 +201,7 @@ static void sabotage(void)
 	if (case_sabotage("pending"))
 		close(accept_now(30));
 	if (case_sabotage("accepted_name") && !socketpair(AF_UNIX, SOCK_STREAM, 0, sv))
-		at(sv[0], 21);
+		case_move_fd(sv[0], 21, 0);
 	if (case_sabotage("mode"))
 		chmod(sock_path, 0600);
 	if (case_sabotage("data"))
@@ -239,9 +209,9 @@ static void sabotage(void)
 	if (case_sabotage("unlinked_file"))
 		close(open(unlinked_path, O_CREAT | O_WRONLY, 0600));
 	if (case_sabotage("relative")) {
-		at(socket(AF_UNIX, SOCK_SEQPACKET, 0), 60);
+		case_socket_at(AF_UNIX, SOCK_SEQPACKET, 0, 60);
 		unlink("unix_listen.rel");
-		bind_at(60, &sa, path_addr(&sa, unlinked_path));
+		bind_at(60, &sa, case_unix_addr(&sa, unlinked_path));
 		listen(60, 1);
 	}
 }
@@ -265,8 +235,8 @@ static void check_listeners(void)
 	len = sizeof(on);
 	getsockopt(20, SOL_SOCKET, SO_ACCEPTCONN, &on, &len);
 	case_check(on == 1, "fd 20: not listening");
-	check_name(20, false, &sa, path_addr(&sa, sock_path), "name");
-	check_name(21, false, &sa, path_addr(&sa, sock_path), "name");
+	check_name(20, false, &sa, case_unix_addr(&sa, sock_path), "name");
+	check_name(21, false, &sa, case_unix_addr(&sa, sock_path), "name");
 	check_text(21, "to parent", "fd 21");
 
 	check_name(30, false, &abs_listen, abs_listen_len, "name");
@@ -290,23 +260,20 @@ static void check_listeners(void)
 	send_text(41, "closed hello");
 	check_text(40, "closed hello", "fd 40");
 
-	check_name(50, false, &sa, path_addr(&sa, bound_path), "name");
-	check_name(60, false, &sa, path_addr(&sa, "unix_listen.rel"), "name");
-	check_name(61, false, &sa, path_addr(&sa, unlinked_path), "name");
-	check_serves(20, SOCK_STREAM, &sa, path_addr(&sa, sock_path));
-	check_serves(60, SOCK_SEQPACKET, &sa, path_addr(&sa, "unix_listen.rel"));
+	check_name(50, false, &sa, case_unix_addr(&sa, bound_path), "name");
+	check_name(60, false, &sa, case_unix_addr(&sa, "unix_listen.rel"), "name");
+	check_name(61, false, &sa, case_unix_addr(&sa, unlinked_path), "name");
+	check_serves(20, SOCK_STREAM, &sa, case_unix_addr(&sa, sock_path));
+	check_serves(60, SOCK_SEQPACKET, &sa, case_unix_addr(&sa, "unix_listen.rel"));
 }
 
 int main(int argc, char **argv)
 {
 	case_init(argc, argv);
 	setup();
-	child_pid = case_fork();
-	if (child_pid == 0)
-		child();
+	child_pid = case_spawn(child);
 	close(22);
-	case_ready();
-	case_wait();
+	case_ready_wait();
 
 	sabotage();
 	check_files();

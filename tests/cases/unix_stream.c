@@ -29,23 +29,6 @@
 static pid_t child_pid;
 static int sndbuf_at_ready;
 
-static uint8_t pattern(size_t i, int seed)
-{
-	return (uint8_t)(i * 13 + seed * 7 + (i >> 8));
-}
-
-static void pair_at(int type, int a, int b)
-{
-	int sv[2];
-
-	if (socketpair(AF_UNIX, type, 0, sv))
-		case_die("socketpair: %m");
-	if (dup2(sv[0], a) != a || dup2(sv[1], b) != b)
-		case_die("dup2: %m");
-	close(sv[0]);
-	close(sv[1]);
-}
-
 static void send_all(int fd, const void *buf, size_t len)
 {
 	const uint8_t *p = buf;
@@ -54,9 +37,7 @@ static void send_all(int fd, const void *buf, size_t len)
 		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
 
 		if (n < 0 && errno == EAGAIN) {
-			struct pollfd pfd = { fd, POLLOUT, 0 };
-
-			poll(&pfd, 1, 1000);
+			case_poll(fd, POLLOUT, 1000);
 			continue;
 		}
 		if (n <= 0)
@@ -73,8 +54,7 @@ static void send_pattern(int fd, size_t len, int seed)
 	for (size_t off = 0; off < len; off += sizeof(buf)) {
 		size_t n = len - off < sizeof(buf) ? len - off : sizeof(buf);
 
-		for (size_t i = 0; i < n; i++)
-			buf[i] = pattern(off + i, seed);
+		case_pattern_fill(buf, off, n, seed);
 		send_all(fd, buf, n);
 	}
 }
@@ -85,10 +65,9 @@ static size_t recv_exact(int fd, uint8_t *buf, size_t len)
 	size_t got = 0;
 
 	while (got < len) {
-		struct pollfd pfd = { fd, POLLIN, 0 };
 		ssize_t n;
 
-		if (poll(&pfd, 1, 2000) <= 0)
+		if (!case_poll(fd, POLLIN, 2000))
 			break;
 		n = recv(fd, buf + got, len - got, MSG_DONTWAIT);
 		if (n < 0 && errno == EAGAIN)
@@ -104,24 +83,12 @@ static void check_pattern(int fd, size_t len, int seed, const char *what)
 {
 	uint8_t *buf = malloc(len);
 	size_t got = recv_exact(fd, buf, len);
+	ssize_t bad = case_pattern_diff(buf, 0, got, seed);
 
 	case_check(got == len, "%s: %zu bytes queued, want %zu", what, got, len);
-	for (size_t i = 0; i < got; i++)
-		if (buf[i] != pattern(i, seed)) {
-			case_fail("%s: byte %zu differs", what, i);
-			break;
-		}
+	if (bad >= 0)
+		case_fail("%s: byte %zd differs", what, bad);
 	free(buf);
-}
-
-/* Nothing more is queued (and the peer is still there). */
-static void check_empty(int fd, const char *what)
-{
-	char c;
-	ssize_t n = recv(fd, &c, 1, MSG_DONTWAIT | MSG_PEEK);
-
-	case_check(n < 0 && errno == EAGAIN, "%s: more data queued than there was (recv %zd: %m)",
-		   what, n);
 }
 
 static void check_text(int fd, const char *want, const char *what)
@@ -175,11 +142,11 @@ static void setup(void)
 {
 	int one = 1, three = 3;
 
-	pair_at(SOCK_STREAM, 20, 21);
-	pair_at(SOCK_STREAM, 30, 31);
-	pair_at(SOCK_STREAM, 40, 41);
-	pair_at(SOCK_STREAM, 50, 51);
-	pair_at(SOCK_STREAM, 60, 61);
+	case_socketpair_at(SOCK_STREAM, 20, 21);
+	case_socketpair_at(SOCK_STREAM, 30, 31);
+	case_socketpair_at(SOCK_STREAM, 40, 41);
+	case_socketpair_at(SOCK_STREAM, 50, 51);
+	case_socketpair_at(SOCK_STREAM, 60, 61);
 	if (setsockopt(50, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)))
 		case_die("setsockopt: %m");
 	send_all(31, "last words", 10);
@@ -208,7 +175,7 @@ static __attribute__((noreturn)) void child(void)
 	check_pattern(21, BIG, 1, "fd 21 (child)");
 	/* the parent writes this after restore, right behind the queue */
 	check_text(21, "ping", "fd 21 (child)");
-	check_empty(21, "fd 21 (child)");
+	case_check_empty(21, "fd 21 (child)");
 	send_all(21, "pong", 4);
 	case_child_exit();
 }
@@ -225,7 +192,7 @@ static void sabotage(void)
 	if (case_sabotage("sndbuf"))
 		setsockopt(20, SOL_SOCKET, SO_SNDBUF, &sb, sizeof(sb));
 	if (case_sabotage("eof"))
-		pair_at(SOCK_STREAM, 30, 31);
+		case_socketpair_at(SOCK_STREAM, 30, 31);
 	if (case_sabotage("creds"))
 		setsockopt(50, SOL_SOCKET, SO_PASSCRED, &zero, sizeof(zero));
 	if (case_sabotage("peek_off"))
@@ -233,7 +200,7 @@ static void sabotage(void)
 	if (case_sabotage("async"))
 		fcntl(60, F_SETOWN, 0);
 	if (case_sabotage("orphan")) {
-		pair_at(SOCK_STREAM, 40, 41);
+		case_socketpair_at(SOCK_STREAM, 40, 41);
 		send_all(41, "orphan", 6);
 	}
 }
@@ -248,7 +215,7 @@ static void check_parent(void)
 	getsockopt(20, SOL_SOCKET, SO_SNDBUF, &sb, &len);
 	case_check(sb == sndbuf_at_ready, "fd 20: SO_SNDBUF %d, want %d", sb, sndbuf_at_ready);
 	check_pattern(20, SMALL, 2, "fd 20");
-	check_empty(20, "fd 20");
+	case_check_empty(20, "fd 20");
 
 	check_text(30, "last words", "fd 30");
 	check_eof(30, "fd 30");
@@ -262,7 +229,7 @@ static void check_parent(void)
 
 	check_cred_msg(50, "from child", child_pid);
 	check_cred_msg(50, "from parent", getpid());
-	check_empty(50, "fd 50");
+	case_check_empty(50, "fd 50");
 
 	case_check((fcntl(60, F_GETFL) & O_ASYNC) && fcntl(60, F_GETOWN) == getpid(),
 		   "fd 60: O_ASYNC %s, owner %d, want on and %d",
@@ -283,13 +250,10 @@ int main(int argc, char **argv)
 
 	case_init(argc, argv);
 	setup();
-	child_pid = case_fork();
-	if (child_pid == 0)
-		child();
+	child_pid = case_spawn(child);
 	close(21);
 	/* the child's message must be queued before ours */
-	for (int i = 0; i < 400 && recv(50, &c, 1, MSG_PEEK | MSG_DONTWAIT) != 1; i++)
-		case_sleep_ms(5);
+	case_wait_until(recv(50, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 1, 2000);
 	send_all(51, "from parent", 11);
 	/* 100 KiB fit the default send buffer; the smaller one is set once they are queued */
 	send_pattern(20, BIG, 1);
@@ -297,8 +261,7 @@ int main(int argc, char **argv)
 	    setsockopt(20, SOL_SOCKET, SO_SNDBUF, &sb, sizeof(sb)))
 		case_die("fcntl/setsockopt on fd 20: %m");
 	getsockopt(20, SOL_SOCKET, SO_SNDBUF, &sndbuf_at_ready, &len);
-	case_ready();
-	case_wait();
+	case_ready_wait();
 
 	sabotage();
 	check_parent();
