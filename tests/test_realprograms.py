@@ -40,9 +40,9 @@ dump. Every wait is bounded; whatever is left is killed by the finalizers.
       go on by one, the carried values match, the timer still has its 50 ms period and its
       expiry count never goes back.
 
-Set RP_KNOWN_BUGS=1 to run the tests skipped for a known crest bug. Until "freeze-race" is
-fixed, a dump of the other tests that fails only with its message is tried again (at most 3
-times; a failed dump leaves the tree running as it was).
+A dump that fails only because a child exited while the tree was being frozen is tried again
+(at most 3 times; a failed dump leaves the tree running as it was). crest now saves such a
+child as a zombie, so this should not happen; test_sh_fork_loop_dump checks exactly that.
 
 Pids are compared with their start time: pid_max may be 32768, and on a busy machine a pid
 that a shell's sleep had a moment ago may already be another process's.
@@ -73,23 +73,6 @@ SH = "/bin/sh"
 BASH = "/bin/bash"
 
 # crest bugs found by these tests: the test is kept, and skipped with this reason
-KNOWN_BUGS = {
-    "ctty": "crest restore -j does not give a restored session leader its controlling "
-            "terminal back: bash dumped with -j on a pty is restored in a new session "
-            "(setsid) with its fds reopened O_NOCTTY, so /proc/PID/stat shows tty_nr 0 and "
-            "tpgid -1, tcgetpgrp() on the master fails, ^C typed on the terminal never reaches "
-            "the foreground job, and bash's job control (tcsetpgrp) fails with ENOTTY",
-    "freeze-race": "crest dump fails when a child of the tree exits while it is being frozen "
-                   "(`Error: pstree: pid N: exited while it was being frozen`, then `dump of "
-                   "pid R failed at stage freeze`), although its parent is already frozen and "
-                   "it could be dumped as the zombie it now is: a dump of `sh -c 'while :; do "
-                   "/bin/true; done'` fails about 1 time in 15 (6 of 100 with -R)",
-}
-
-
-def known_bug(name):
-    if os.environ.get("RP_KNOWN_BUGS") != "1":
-        pytest.skip(KNOWN_BUGS[name])
 
 
 # ---- shared helpers -------------------------------------------------------------------------
@@ -199,8 +182,8 @@ DUMP_TRIES = 3
 
 def dump(tree, img, *extra):
     """crest dump of the tree into img. A dump that fails only because a process exited
-    while it was being frozen (KNOWN_BUGS["freeze-race"]: shell loops fork a sleep every
-    50 ms) leaves the tree running as it was, and is tried again, as a user would."""
+    while it was being frozen (shell loops fork a sleep every 50 ms; crest now saves such a
+    child as a zombie) leaves the tree running as it was, and is tried again, as a user would."""
     for attempt in range(1, DUMP_TRIES + 1):
         call = tree.crest("dump", "-t", tree.root, "-D", img, *tree.dump_opts, *extra)
         if call.rc == 0:
@@ -569,8 +552,8 @@ def test_bash_job_control(tree, shell):
     bash, bg, fg, bg_out, fg_out, at_dump = bash_jobs_restored(tree, shell)
     why = lambda: "\n".join(describe(p) for p in (bash, bg, fg))
 
-    # end the foreground job the way ^C would (see KNOWN_BUGS["ctty"] for why the test
-    # cannot type it): bash, in wait4 since before the dump, reaps it and prompts
+    # end the foreground job the way ^C would (test_bash_job_control_terminal types it):
+    # bash, in wait4 since before the dump, reaps it and prompts
     shell.pos = len(shell.text)
     interrupt(lambda: os.killpg(fg, signal.SIGINT), fg)
     shell.expect(re.escape(PROMPT), what="a prompt once the foreground job is over", why=why)
@@ -598,7 +581,6 @@ def test_bash_job_control(tree, shell):
 
 
 def test_bash_job_control_terminal(tree, shell):
-    known_bug("ctty")
     bash, bg, fg, bg_out, fg_out, at_dump = bash_jobs_restored(tree, shell)
     why = lambda: "\n".join(describe(p) for p in (bash, bg, fg))
     tty_nr, tpgid = proc_tty(bash)
@@ -658,7 +640,6 @@ FORK_LOOP_DUMPS = 100
 def test_sh_fork_loop_dump(tree):
     """sh forking /bin/true as fast as it can, dumped with -R again and again: every dump
     must succeed (a child caught exiting is a zombie of a frozen parent)."""
-    known_bug("freeze-race")
     d = tree.workdir
     tree.start([SH, "-c", "while :; do /bin/true; done"], d / "sh.log")
     time.sleep(0.2)

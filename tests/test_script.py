@@ -22,12 +22,11 @@ to the file.
       slave as controlling terminal, which crest cannot give back: the dump is refused with
       one line naming the sleep's pid, and script, bash and sleep carry on untouched.
 
-test_script_restore is skipped: crest bug. script waits in poll(2) without a timeout, which an
-interrupt ends with -ERESTART_RESTARTBLOCK; src/arch/x86_64/regs.c (fixup_syscall_restart)
-turns that into -EINTR in the image, and script leaves its loop on EINTR, kills bash and exits
-(no answer to the typed command). With that function re-executing poll (ax = orig_ax,
-ip -= 2) when orig_ax is __NR_poll and the timeout (dx, as int) is negative, the test passed
-3 runs out of 3; it then failed with files/pty-restore.c giving /dev/null for every pty end
+test_script_restore needs poll(2) without a timeout, interrupted by the dump (it ends with
+-ERESTART_RESTARTBLOCK), to be re-executed after restore: src/arch/x86_64/regs.c
+(fixup_syscall_restart) does that; with -EINTR instead, script leaves its loop, kills bash and
+exits (no answer to the typed command). The test also fails with files/pty-restore.c giving
+/dev/null for every pty end
 (script and bash die at once) and without TIOCSCTTY in the leader (bash's tty_nr is 0).
 """
 
@@ -143,8 +142,6 @@ def script(tree):
     return Script(tree)
 
 
-@pytest.mark.skip(reason="crest bug: poll() interrupted by the dump returns EINTR after restore "
-                         "(arch/x86_64/regs.c), and script(1) exits on it; see the docstring")
 def test_script_restore(tree, script):
     m = script.run("stty rows 33 cols 111; echo T=$(tty)", r"^T=(/dev/pts/\d+)$", "bash's tty")
     tty = m.group(1)

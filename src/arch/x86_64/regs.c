@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ptrace.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/user.h>
 
@@ -132,7 +133,16 @@ static void fixup_syscall_restart(X86Regs *x)
 		x->ip -= SYSCALL_INSN_LEN;
 		break;
 	case -ERESTART_RESTARTBLOCK:
-		x->ax = (uint64_t)-EINTR;
+		/*
+		 * poll() with no timeout keeps nothing in its restart block that its arguments
+		 * do not hold: it can simply run again. Others (nanosleep, timed polls) get EINTR.
+		 */
+		if (x->orig_ax == __NR_poll && (int32_t)x->dx < 0) {
+			x->ax = x->orig_ax;
+			x->ip -= SYSCALL_INSN_LEN;
+		} else {
+			x->ax = (uint64_t)-EINTR;
+		}
 		break;
 	}
 }
