@@ -53,18 +53,16 @@ after the first one after restore), eventfd counts not restored (the carry event
 after restore), pipe data not written back (the carry pipe is empty after restore).
 """
 
-import fcntl
 import os
 import re
-import select
 import shutil
 import signal
 import subprocess
-import termios
 import time
 from pathlib import Path
 
 import pytest
+from ptyshell import PtyShell
 
 from crestlib import CREST, WAIT, Call, proc_exe, proc_stat, reap, reap_zombies
 
@@ -320,86 +318,13 @@ def test_python_threads_signals(tree):
 # ---- 2. bash with job control on a pty ------------------------------------------------------
 
 PROMPT = "crest-rp$ "
-ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
-class Shell:
-    """An interactive bash on a fresh pty (copied from test_shelljob.py): its own session, the
-    slave its controlling terminal and stdio; the test holds the master. What the terminal
-    shows accumulates in self.text (\\r and escape sequences removed)."""
+class Shell(PtyShell):
+    """An interactive bash on a fresh pty (tests/ptyshell.py), with this file's prompt."""
 
     def __init__(self, workdir):
-        self.master, slave = os.openpty()
-        termios.tcsetwinsize(self.master, (50, 2000))
-        self.slave_path = os.ttyname(slave)
-        self.slave_rdev = os.fstat(slave).st_rdev
-        env = {"PATH": "/usr/bin:/bin", "TERM": "dumb", "PS1": PROMPT, "PS2": "",
-               "HOME": str(workdir), "INPUTRC": "/dev/null", "HISTFILE": "/dev/null",
-               "LANG": "C"}
-
-        def make_ctty():
-            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-
-        try:
-            self.bash = subprocess.Popen([BASH, "--norc", "--noprofile", "-i"], stdin=slave,
-                                         stdout=slave, stderr=slave, start_new_session=True,
-                                         preexec_fn=make_ctty, env=env, cwd=workdir)
-        finally:
-            os.close(slave)
-        self.raw = b""
-        self.text = ""
-        self.pos = 0
-
-    def pump(self, timeout):
-        deadline = time.monotonic() + timeout
-        while True:
-            left = max(0.0, deadline - time.monotonic())
-            r, _, _ = select.select([self.master], [], [], min(left, 0.05))
-            if r:
-                try:
-                    data = os.read(self.master, 65536)
-                except OSError:  # EIO: no process has the slave open
-                    data = b""
-                if not data:
-                    return
-                self.raw += data
-                self.text = ANSI.sub("", self.raw.decode(errors="replace").replace("\r", ""))
-            if time.monotonic() >= deadline:
-                return
-
-    def expect(self, pattern, timeout=10.0, what=None, why=None):
-        rx = re.compile(pattern, re.M)
-        deadline = time.monotonic() + timeout
-        while True:
-            m = rx.search(self.text, self.pos)
-            if m:
-                self.pos = m.end()
-                return m
-            if time.monotonic() > deadline:
-                more = f"\n{why()}" if why else ""
-                pytest.fail(f"the terminal did not show {what or pattern!r} within {timeout} s;"
-                            f" it shows:\n{self.text[-3000:]}{more}")
-            self.pump(0.05)
-
-    def send(self, text):
-        os.write(self.master, text.encode())
-
-    def run(self, line):
-        self.send(line + "\n")
-        self.expect(re.escape(line) + r"\n", timeout=5, what=f"the echo of {line!r}")
-
-    def close(self):
-        if self.bash.poll() is None:
-            try:
-                os.killpg(self.bash.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.bash.kill()
-        try:
-            self.bash.wait(timeout=WAIT)
-        except subprocess.TimeoutExpired:
-            pass
-        os.close(self.master)
+        super().__init__(workdir, PROMPT, bash=BASH)
 
 
 @pytest.fixture
