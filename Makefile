@@ -78,7 +78,7 @@ $(BUILD)/crest: $(CREST_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 units: $(UNITS)
-$(BUILD)/tests/unit/%: tests/unit/%.c $(LIB_OBJ)
+$(BUILD)/tests/unit/%: tests/unit/%.c tests/unit/unit.h $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS) -lpthread
 

@@ -27,18 +27,11 @@
 #include "pidfd.pb-c.h"
 #include "signalfd.pb-c.h"
 #include "timerfd.pb-c.h"
+#include "unit.h"
 
-static int failures;
 static struct crest_opts opts;
 static struct stat anon_st;
 
-#define CHECK(cond, fmt, ...) do { \
-	if (!(cond)) { \
-		fprintf(stderr, "FAIL %s:%d: %s: " fmt "\n", __func__, __LINE__, #cond, \
-			##__VA_ARGS__); \
-		failures++; \
-	} \
-} while (0)
 
 /* Runs kind's dump on a sample fdinfo text; returns its result, the record in *rec. */
 static int dump(const char *kind, const char *link, const char *fdinfo, int lfd,

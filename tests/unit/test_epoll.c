@@ -21,47 +21,17 @@
 #include "util/util.h"
 
 #include "epoll.pb-c.h"
+#include "unit.h"
 
 extern const struct fd_kind fd_kind_epoll;
 
-static int failures;
 static char logpath[] = "/tmp/crest-test-epoll.XXXXXX";
 
-#define CHECK(cond, fmt, ...) do { \
-	if (!(cond)) { \
-		fprintf(stderr, "FAIL %s:%d: %s: " fmt "\n", __func__, __LINE__, #cond, \
-			##__VA_ARGS__); \
-		failures++; \
-	} \
-} while (0)
-
-/* The error log since the last call. */
-static char *take_log(void)
-{
-	static char buf[8192];
-	int fd = open(logpath, O_RDONLY);
-	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
-
-	buf[n > 0 ? n : 0] = '\0';
-	if (fd >= 0)
-		close(fd);
-	if (truncate(logpath, 0))
-		perror("truncate");
-	return buf;
-}
-
-static char *fdinfo_of(int fd)
-{
-	char path[64];
-
-	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
-	return read_file_at(AT_FDCWD, path, NULL);
-}
 
 /* Runs the kind's dump on our own fd ep, with fdinfo text (the real one if NULL). */
 static int dump(int ep, const char *text, EpollFile **ret)
 {
-	char *real = text ? NULL : fdinfo_of(ep);
+	char *real = text ? NULL : unit_fdinfo_of(ep);
 	struct stat st;
 	struct fd_dump_arg a = { .pid = getpid(), .fd = ep, .lfd = -1,
 				 .link = "anon_inode:[eventpoll]", .st = &st,
@@ -87,7 +57,7 @@ static void add(int ep, int fd, uint32_t events, uint64_t data)
 /* The "tfd:" lines of fd, each cut before " pos:" (the inode differs between instances). */
 static void targets_of(int fd, char *out, size_t size)
 {
-	char *text = fdinfo_of(fd), *line;
+	char *text = unit_fdinfo_of(fd), *line;
 
 	out[0] = '\0';
 	for (line = text; line && *line; line = strchr(line, '\n')) {
@@ -113,15 +83,15 @@ static void test_dump_and_restore(void)
 	add(ep, p[1], EPOLLOUT | EPOLLET, 0xfeedfacecafe);
 	if (write(p[1], "x", 1) != 1 || epoll_wait(ep, ev, 2, 0) != 2)
 		perror("fire"), exit(2);
-	CHECK(dump(ep, NULL, &ef) == 0, "%s", take_log());
+	CHECK(dump(ep, NULL, &ef) == 0, "%s", unit_take_log(logpath));
 	if (!ef)
 		return;
 	CHECK(ef->n_targets == 2 && ef->pid == (uint32_t)getpid(), "%zu targets", ef->n_targets);
 	targets_of(ep, want, sizeof(want));
 	CHECK(strstr(want, "events: 40000000"), "the one-shot entry did not fire:\n%s", want);
 	copy = fd_kind_epoll.open(&oa, &ef->base);
-	CHECK(copy >= 0, "open: %s", take_log());
-	CHECK(fd_kind_epoll.restore_late(&oa, &ef->base, copy, true) == 0, "%s", take_log());
+	CHECK(copy >= 0, "open: %s", unit_take_log(logpath));
+	CHECK(fd_kind_epoll.restore_late(&oa, &ef->base, copy, true) == 0, "%s", unit_take_log(logpath));
 	targets_of(copy, got, sizeof(got));
 	CHECK(!strcmp(want, got), "restored\n%swant\n%s", got, want);
 	CHECK(fd_kind_epoll.restore_late(&oa, &ef->base, copy, false) == 0, "not the owner");
@@ -146,7 +116,7 @@ static void test_stale(bool reuse)
 	if (reuse && open("/dev/null", O_RDONLY) != p[0])
 		perror("reuse"), exit(2);
 	CHECK(dump(ep, NULL, &ef) == -EOPNOTSUPP, "stale target accepted");
-	msg = take_log();
+	msg = unit_take_log(logpath);
 	CHECK(strstr(msg, reuse ? "now holds another file" : "was closed since"), "%s", msg);
 	if (ef)
 		protobuf_c_message_free_unpacked(&ef->base, NULL);
@@ -164,7 +134,7 @@ static void test_malformed(void)
 	char *msg;
 
 	CHECK(dump(ep, "pos:\t0\nflags:\t02\ntfd: 3 events: zz\n", &ef) == -EINVAL, "accepted");
-	msg = take_log();
+	msg = unit_take_log(logpath);
 	CHECK(strstr(msg, "unexpected epoll fdinfo line"), "%s", msg);
 	CHECK(dump(ep, "pos:\t0\nflags:\t02\n", &ef) == 0 && ef && !ef->n_targets, "empty");
 	if (ef)

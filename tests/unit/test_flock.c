@@ -10,16 +10,9 @@
 #include <string.h>
 
 #include "files/flock.h"
+#include "unit.h"
 
-static int failures;
 
-#define CHECK(cond, fmt, ...) do { \
-	if (!(cond)) { \
-		fprintf(stderr, "FAIL %s:%d: %s: " fmt "\n", __func__, __LINE__, #cond, \
-			##__VA_ARGS__); \
-		failures++; \
-	} \
-} while (0)
 
 struct sample {
 	const char *line;

@@ -21,18 +21,11 @@
 #include "files.pb-c.h"
 #include "inventory.pb-c.h"
 #include "pstree.pb-c.h"
+#include "unit.h"
 
-static int failures;
 static char tmpdir[] = "/tmp/crest-test-img.XXXXXX";
 static char logpath[4096];
 
-#define CHECK(cond, fmt, ...) do { \
-	if (!(cond)) { \
-		fprintf(stderr, "FAIL %s:%d: %s: " fmt "\n", __func__, __LINE__, #cond, \
-			##__VA_ARGS__); \
-		failures++; \
-	} \
-} while (0)
 
 #define RAW_BIG (200 * 1024)	/* over the write buffer: goes straight to write(2) */
 #define PIPE_BIG (100 * 1024)	/* a record bigger than the write buffer */
@@ -44,21 +37,6 @@ static char *path_in(const char *dir, const char *name)
 	static char buf[8192];
 
 	snprintf(buf, sizeof(buf), "%s/%s", dir, name);
-	return buf;
-}
-
-/* The error log since the last call, to check what the user would be told. */
-static char *take_log(void)
-{
-	static char buf[65536];
-	int fd = open(logpath, O_RDONLY);
-	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
-
-	buf[n > 0 ? n : 0] = '\0';
-	if (fd >= 0)
-		close(fd);
-	if (truncate(logpath, 0))
-		perror("truncate log");
 	return buf;
 }
 
@@ -236,7 +214,7 @@ static void test_write(const char *path)
 	CHECK(stat(path_in(path, "pages-1.img"), &st) == 0 && st.st_size == RAW_BIG, "pages");
 	CHECK(stat(path_in(path, "inventory.img"), &st) == 0, "inventory written");
 	CHECK(stat(path_in(path, "inventory.img.tmp"), &st) < 0, "no temporary left");
-	CHECK(strstr(take_log(), "Error") == NULL, "no errors logged");
+	CHECK(strstr(unit_take_log(logpath), "Error") == NULL, "no errors logged");
 }
 
 /* ---------------------------------------------------------------- reading it back */
@@ -314,7 +292,7 @@ static void test_read(const char *path)
 	int err;
 
 	err = imgdir_open_read(path, &dir);
-	CHECK(err == 0, "open_read: %d %s", err, take_log());
+	CHECK(err == 0, "open_read: %d %s", err, unit_take_log(logpath));
 	if (err)
 		return;
 	CHECK(imgdir_inventory(dir)->root_pid == 42, "root_pid");
@@ -329,7 +307,7 @@ static void test_read(const char *path)
 	img_close(img);
 	errno = 0;
 	CHECK(img_open(dir, IMG_MAGIC_MM, "mm-42.img") == NULL && errno == ENOENT, "unlisted");
-	CHECK(take_log()[0] == '\0', "unlisted file is not logged");
+	CHECK(unit_take_log(logpath)[0] == '\0', "unlisted file is not logged");
 	imgdir_close(dir);
 }
 
@@ -351,7 +329,7 @@ static void test_truncated_raw(const char *good, const char *path)
 	copy_dir(good, path);
 	CHECK(truncate(path_in(path, "pages-1.img"), RAW_BIG - 4096) == 0, "truncate");
 	CHECK(open_broken(path) == -EIO, "truncated pages refused");
-	CHECK(strstr(take_log(), "pages-1.img: size 200704, inventory says 204800 (truncated)"),
+	CHECK(strstr(unit_take_log(logpath), "pages-1.img: size 200704, inventory says 204800 (truncated)"),
 	      "message");
 }
 
@@ -362,10 +340,10 @@ static void test_flipped_record(const char *good, const char *path)
 	copy_dir(good, path);
 	flip_byte(path_in(path, "core-42.img"), 10);
 	CHECK(imgdir_open_read(path, &dir) == 0, "sizes still agree");
-	take_log();
+	unit_take_log(logpath);
 	errno = 0;
 	CHECK(img_open(dir, IMG_MAGIC_CORE, "core-42.img") == NULL && errno == EIO, "refused");
-	CHECK(strstr(take_log(), "core-42.img: checksum mismatch (image damaged)"), "message");
+	CHECK(strstr(unit_take_log(logpath), "core-42.img: checksum mismatch (image damaged)"), "message");
 	imgdir_close(dir);
 }
 
@@ -377,7 +355,7 @@ static void test_flipped_raw(const char *good, const char *path)
 	flip_byte(path_in(path, "pages-1.img"), RAW_BIG - 1);
 	CHECK(imgdir_open_read(path, &dir) == 0, "open");
 	CHECK(read_pages(dir, 8192) == -EIO, "damage found at the last byte");
-	CHECK(strstr(take_log(), "pages-1.img: checksum mismatch (image damaged)"), "message");
+	CHECK(strstr(unit_take_log(logpath), "pages-1.img: checksum mismatch (image damaged)"), "message");
 	imgdir_close(dir);
 }
 
@@ -388,14 +366,14 @@ static void test_missing_inventory(const char *good, const char *path)
 	copy_dir(good, path);
 	unlink(path_in(path, "inventory.img"));
 	CHECK(open_broken(path) == -ENOENT, "no inventory");
-	log = take_log();
+	log = unit_take_log(logpath);
 	CHECK(strstr(log, "inventory.img: missing: ") && strstr(log, "not a complete image"),
 	      "message: %s", log);
 	CHECK(open_broken(path_in(path, "nonexistent")) == -ENOENT, "no directory");
-	CHECK(strstr(take_log(), "cannot open image directory: No such file"), "message");
+	CHECK(strstr(unit_take_log(logpath), "cannot open image directory: No such file"), "message");
 	CHECK(mkdir(path_in(path, "empty"), 0700) == 0, "mkdir");
 	CHECK(open_broken(path_in(path, "empty")) == -ENOENT, "empty directory");
-	CHECK(strstr(take_log(), "inventory.img: missing: "), "message");
+	CHECK(strstr(unit_take_log(logpath), "inventory.img: missing: "), "message");
 	rmdir(path_in(path, "empty"));
 }
 
@@ -404,7 +382,7 @@ static void test_missing_file(const char *good, const char *path)
 	copy_dir(good, path);
 	unlink(path_in(path, "core-42.img"));
 	CHECK(open_broken(path) == -ENOENT, "listed file missing");
-	CHECK(strstr(take_log(), "core-42.img: listed in the inventory, cannot stat: No such"),
+	CHECK(strstr(unit_take_log(logpath), "core-42.img: listed in the inventory, cannot stat: No such"),
 	      "message");
 }
 
@@ -433,10 +411,10 @@ static void test_newer_version(const char *path)
 
 	CHECK(mkdir(path, 0700) == 0, "mkdir");
 	write_raw_inventory(path, 1);
-	CHECK(open_broken(path) == 0, "hand-made inventory is good: %s", take_log());
+	CHECK(open_broken(path) == 0, "hand-made inventory is good: %s", unit_take_log(logpath));
 	write_raw_inventory(path, 7);
 	CHECK(open_broken(path) == -EINVAL, "newer version refused");
-	log = take_log();
+	log = unit_take_log(logpath);
 	CHECK(strstr(log, "inventory.img: format version 7 is newer than this crest supports (1)"),
 	      "message: %s", log);
 }
@@ -448,7 +426,7 @@ static void test_wrong_magic(const char *good)
 	CHECK(imgdir_open_read(good, &dir) == 0, "open");
 	errno = 0;
 	CHECK(img_open(dir, IMG_MAGIC_MM, "core-42.img") == NULL && errno == EINVAL, "refused");
-	CHECK(strstr(take_log(), "core-42.img: magic 0x43524903, expected 0x43524904"), "message");
+	CHECK(strstr(unit_take_log(logpath), "core-42.img: magic 0x43524903, expected 0x43524904"), "message");
 	imgdir_close(dir);
 }
 
@@ -475,7 +453,7 @@ static void test_truncated_record(const char *path)
 		if (tc)
 			img_free(task_core, tc);
 		CHECK(img_read(img, task_core, &tc) == -EIO, "record 1 truncated");
-		CHECK(strstr(take_log(), "core-9.img: record 1: truncated"), "message");
+		CHECK(strstr(unit_take_log(logpath), "core-9.img: record 1: truncated"), "message");
 		img_close(img);
 	}
 	imgdir_close(dir);
@@ -493,7 +471,7 @@ static void test_stale_inventory(const char *good, const char *path)
 	CHECK(img_create(dir, IMG_MAGIC_CORE, "sub/core.img") == NULL && errno == EINVAL,
 	      "name with a slash refused");
 	imgdir_close(dir);
-	take_log();
+	unit_take_log(logpath);
 }
 
 /* The inventory must never vouch for a file that is still open or was written behind its back. */
@@ -507,10 +485,10 @@ static void test_finish_guards(const char *path)
 	img = img_create(dir, IMG_MAGIC_RAW, "pages-7.img");
 	CHECK(img && img_write_raw(img, "abcd", 4) == 0, "write");
 	CHECK(imgdir_finish(dir, &inv) == -EBUSY, "finish with a file open");
-	CHECK(strstr(take_log(), "1 image files still open"), "message");
+	CHECK(strstr(unit_take_log(logpath), "1 image files still open"), "message");
 	CHECK(write(img_fd(img), "x", 1) == 1, "write behind the layer's back");
 	CHECK(img_close(img) == -EIO, "close notices");
-	CHECK(strstr(take_log(), "pages-7.img: size 5, but 4 bytes were written"), "message");
+	CHECK(strstr(unit_take_log(logpath), "pages-7.img: size 5, but 4 bytes were written"), "message");
 	CHECK(imgdir_finish(dir, &inv) == 0 && inv.n_files == 0, "not listed");
 	imgdir_close(dir);
 }

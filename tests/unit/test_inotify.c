@@ -21,46 +21,17 @@
 #include "util/util.h"
 
 #include "inotify.pb-c.h"
+#include "unit.h"
 
 extern const struct fd_kind fd_kind_inotify;
 
-static int failures;
 static char tmpdir[] = "/tmp/crest-test-inotify.XXXXXX";
 static char logpath[4200], file[4200];
 
-#define CHECK(cond, fmt, ...) do { \
-	if (!(cond)) { \
-		fprintf(stderr, "FAIL %s:%d: %s: " fmt "\n", __func__, __LINE__, #cond, \
-			##__VA_ARGS__); \
-		failures++; \
-	} \
-} while (0)
-
-static char *take_log(void)
-{
-	static char buf[8192];
-	int fd = open(logpath, O_RDONLY);
-	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
-
-	buf[n > 0 ? n : 0] = '\0';
-	if (fd >= 0)
-		close(fd);
-	if (truncate(logpath, 0))
-		perror("truncate");
-	return buf;
-}
-
-static char *fdinfo_of(int fd)
-{
-	char path[64];
-
-	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
-	return read_file_at(AT_FDCWD, path, NULL);
-}
 
 static int dump(int in, const char *text, InotifyFile **ret)
 {
-	char *real = text ? NULL : fdinfo_of(in);
+	char *real = text ? NULL : unit_fdinfo_of(in);
 	struct stat st;
 	struct fd_dump_arg a = { .pid = getpid(), .fd = in, .lfd = in,
 				 .link = "anon_inode:inotify", .st = &st,
@@ -78,7 +49,7 @@ static int dump(int in, const char *text, InotifyFile **ret)
 /* The watch lines of fd's fdinfo, in wd order (the kernel lists them newest first). */
 static void watches_of(int fd, char *out, size_t size)
 {
-	char *text = fdinfo_of(fd), *lines[16], *line;
+	char *text = unit_fdinfo_of(fd), *lines[16], *line;
 	int n = 0;
 
 	for (line = text; line && *line && n < 16; line = strchr(line, '\n')) {
@@ -106,16 +77,16 @@ static void test_dump_and_restore(void)
 	inotify_rm_watch(in, inotify_add_watch(in, file, IN_OPEN));
 	inotify_add_watch(in, file, IN_MODIFY | IN_EXCL_UNLINK);
 	watches_of(in, want, sizeof(want));
-	CHECK(dump(in, NULL, &inf) == 0, "%s", take_log());
+	CHECK(dump(in, NULL, &inf) == 0, "%s", unit_take_log(logpath));
 	if (!inf)
 		return;
 	CHECK(inf->n_watches == 2 && inf->watches[0]->wd == 1 && inf->watches[1]->wd == 3,
 	      "%zu watches", inf->n_watches);
 	CHECK(inf->n_watches == 2 && !strcmp(inf->watches[1]->path, file), "path %s",
 	      inf->watches[1]->path);
-	CHECK(strstr(take_log(), "queued events"), "the queued IN_IGNORED was not reported");
+	CHECK(strstr(unit_take_log(logpath), "queued events"), "the queued IN_IGNORED was not reported");
 	copy = fd_kind_inotify.open(&oa, &inf->base);
-	CHECK(copy >= 0, "open: %s", take_log());
+	CHECK(copy >= 0, "open: %s", unit_take_log(logpath));
 	watches_of(copy, got, sizeof(got));
 	CHECK(!strcmp(want, got), "restored\n%swant\n%s", got, want);
 	CHECK(!ioctl(copy, FIONREAD, &queued) && queued == 0, "%d bytes queued", queued);
@@ -133,7 +104,7 @@ static void test_no_handle(void)
 
 	CHECK(dump(in, "pos:\t0\nflags:\t00\ninotify wd:1 ino:2 sdev:800001 mask:2 ignored_mask:0\n",
 		   &inf) == -EINVAL, "accepted");
-	msg = take_log();
+	msg = unit_take_log(logpath);
 	CHECK(strstr(msg, "watch 1 on inode 2 of device 8:1") && strstr(msg, "no file handle"),
 	      "%s", msg);
 	close(in);
