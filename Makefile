@@ -36,7 +36,7 @@ UNITS     := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(wildcard tests/un
 LIB_OBJ   := $(filter-out $(BUILD)/src/cli/main.o,$(CREST_OBJ))
 
 CASES     := $(patsubst tests/cases/%.c,$(BUILD)/tests/cases/%,$(wildcard tests/cases/*.c))
-BENCHES   := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
+BENCHES   := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c)) $(BUILD)/bench/crestbench
 
 .PHONY: all deps test-deps check demo bench install clean cases units
 all: $(BUILD)/crest cases units
@@ -90,6 +90,10 @@ $(BUILD)/tests/cases/%: tests/cases/%.c tests/cases/case.h
 $(BUILD)/bench/%: bench/%.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 $(WARN) -O2 -g -D_GNU_SOURCE -o $@ $< -lpthread
+# The bench driver (make bench): bench/crestbench/*.c, one program.
+$(BUILD)/bench/crestbench: $(wildcard bench/crestbench/*.c bench/crestbench/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(WARN) -O2 -g -D_GNU_SOURCE -o $@ $(filter %.c,$^)
 
 check: test-deps
 	$(MAKE) all
