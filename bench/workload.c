@@ -20,7 +20,7 @@
  * Every message goes to the FIFO at PATH as one line written with one write(2) (atomic under
  * PIPE_BUF), opened and closed again each time, so the FIFO is never among the descriptors that
  * crest saves. stdin, stdout and stderr are /dev/null once the arguments are read.
- *   R IDX PID                      process IDX is set up and waits
+ *   R IDX PID pages=N data=ADDR    process IDX is set up and waits; its data starts at ADDR
  *   P IDX PID                      answer to SIGUSR1 (ping): the process runs user code
  *   V IDX PID OK pages=N threads=T ms=X     answer to SIGUSR2: every page and thread checked
  *   V IDX PID FAIL what            ... or the first difference found
@@ -391,7 +391,7 @@ static void serve(void)
 	int sig;
 
 	command_signals(&set);
-	say('R', "pages=%" PRIu64, nr_pages());
+	say('R', "pages=%" PRIu64 " data=%p", nr_pages(), (void *)me.data);
 	for (;;) {
 		sig = sigwaitinfo(&set, NULL);
 		if (sig == SIGUSR1)

@@ -25,6 +25,7 @@ struct settings {
 	int runs;		/* BENCH_RUNS: runs of a main row and of a limit */
 	int small_runs;		/* BENCH_SMALL_RUNS: runs of the small-process row */
 	int scale_runs;		/* BENCH_SCALE_RUNS: most runs of a scaling row */
+	double main_row_s;	/* BENCH_MAIN_ROW_S: a main row stops repeating after this */
 	double row_budget_s;	/* BENCH_ROW_S: a scaling row stops repeating after this */
 	double budget_s;	/* BENCH_BUDGET_S: rows not started by then are skipped */
 	size_t limit_bytes;	/* BENCH_LIMIT_MIB: buffer of each limit measurement */
@@ -32,6 +33,7 @@ struct settings {
 	const char *workload;	/* build/bench/workload */
 	const char *json;	/* build/bench/bench.json */
 	const char *only;	/* BENCH_ONLY: comma-separated groups to run, or NULL for all */
+	bool sabotage;		/* BENCH_SABOTAGE=1: every workload damages its data (self-test) */
 	char compress_opt[64];	/* the dump option that compresses, "" when crest has none */
 	char workdir[256];	/* /dev/shm/crestbench-PID: the FIFO and the images */
 	double start_s;		/* when the run began (now_s()) */
@@ -164,6 +166,7 @@ struct row {
 	double ping_ms;		/* ping round trip of the live tree, median of 3 */
 	double setup_s;		/* workload start until ready */
 	int verified;		/* runs whose check passed */
+	bool check_failed;	/* a restored tree held wrong memory or lost a thread */
 	char skipped[256];
 	char failed[640];
 };

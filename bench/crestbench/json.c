@@ -103,8 +103,9 @@ static void write_row(FILE *f, const struct row *r, bool last)
 		r->wl.procs, r->wl.kib, r->wl.threads, r->wl.fds, r->wl.vmas, r->count,
 		r->compress ? "true" : "false", (unsigned long long)row_data_bytes(r));
 	fprintf(f, "\"target_dump_ms\": %.0f, \"target_restore_ms\": %.0f, \"ping_ms\": %.3f, "
-		"\"setup_s\": %.3f, \"verified_runs\": %d", r->target_dump_ms, r->target_restore_ms,
-		r->ping_ms, r->setup_s, r->verified);
+		"\"setup_s\": %.3f, \"verified_runs\": %d, \"check_failed\": %s", r->target_dump_ms,
+		r->target_restore_ms, r->ping_ms, r->setup_s, r->verified,
+		r->check_failed ? "true" : "false");
 	if (r->skipped[0]) {
 		fprintf(f, ", ");
 		json_kv_str(f, "skipped", r->skipped, "");

@@ -245,6 +245,8 @@ static void print_scale(struct row *rows, int nr)
 			if (row_unusable(r, 7))
 				continue;
 			print_scale_row(r, prev);
+			print_stages(r, false);
+			print_stages(r, true);
 			if (r->failed[0])
 				printf("          FAILED: %s\n", r->failed);
 			prev = r;

@@ -119,6 +119,7 @@ static int one_run(struct row *r, struct workload *wl, struct sample *s)
 	remove_tree(img);	/* before the check: tmpfs is RAM, and there is no swap */
 	if (wl_ask(wl, SIGUSR2, 'V', row_timeout_s(r), NULL)) {
 		fail(r, "check after restore %d: %s", r->n + 1, wl->error);
+		r->check_failed = true;
 		return -1;
 	}
 	r->verified++;
@@ -156,6 +157,7 @@ void row_run(struct row *r)
 	if (check_room(r))
 		return;
 	fprintf(stderr, "crestbench: %-8s %-28s ", r->group, r->name);
+	r->wl.sabotage = opts.sabotage;
 	if (wl_start(&wl, &r->wl, row_timeout_s(r))) {
 		fail(r, "workload did not start: %s", wl.error);
 		goto out;
