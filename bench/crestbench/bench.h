@@ -159,6 +159,7 @@ struct row {
 	bool compress;
 	int max_runs;
 	double budget_s;	/* stop repeating once the row has taken this long (0: never) */
+	double start_by_s;	/* skipped if not started this long after crestbench began */
 	double target_dump_ms, target_restore_ms;	/* 0: no target */
 
 	int n;			/* runs done */

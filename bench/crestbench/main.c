@@ -20,9 +20,9 @@ struct settings opts = {
 	.runs = 3,
 	.small_runs = 10,
 	.scale_runs = 3,
-	.main_row_s = 60,
-	.row_budget_s = 20,
-	.budget_s = 420,
+	.main_row_s = 25,
+	.row_budget_s = 10,
+	.budget_s = 400,
 	.limit_bytes = 1024 * MiB,
 	.crest = "build/crest",
 	.workload = "build/bench/workload",
@@ -35,6 +35,19 @@ static int nr_rows;
 
 /* --- the plan --------------------------------------------------------------------------- */
 
+/*
+ * Rows of a group start only within this share of BENCH_BUDGET_S, so that on a busy machine,
+ * where the main trees alone could spend it all, every table still gets its first rows.
+ */
+static double group_share(const char *group)
+{
+	if (!strcmp(group, "main"))
+		return 0.5;
+	if (!strcmp(group, "small") || !strcmp(group, "compress"))
+		return 1;
+	return 0.85;	/* the scaling series */
+}
+
 static struct row *add_row(const char *group, const char *name, long procs, size_t kib,
 			   const char *data)
 {
@@ -45,27 +58,35 @@ static struct row *add_row(const char *group, const char *name, long procs, size
 	r->wl = (struct wl_config){ .procs = procs, .kib = kib, .threads = 1, .data = data };
 	r->max_runs = opts.runs;
 	r->budget_s = opts.main_row_s;
+	r->start_by_s = opts.budget_s * group_share(group);
 	return r;
 }
 
-/* The targets of the issue (docs/performance.md): ms for dump and restore, 0 for none. */
-static void plan_main(void)
+/* One tree with both data sets; targets in ms (0: none). */
+static void add_main_pair(const char *name, long procs, size_t kib, long threads,
+			  double target_dump_ms, double target_restore_ms)
 {
 	static const char *const data[] = { "random", "half" };
 
 	for (int d = 0; d < 2; d++) {
-		struct row *r = add_row("main", "1 GiB, 1 process", 1, 1024 * KiB, data[d]);
+		struct row *r = add_row("main", name, procs, kib, data[d]);
 
-		r->target_dump_ms = 250;
-		r->target_restore_ms = 300;
-		r = add_row("main", "1 GiB, 8 threads", 1, 1024 * KiB, data[d]);
-		r->wl.threads = 8;
-		r = add_row("main", "10 x 100 MiB processes", 10, 100 * KiB, data[d]);
-		r->target_restore_ms = 400;
-		r = add_row("main", "4 GiB, 1 process", 1, 4096 * KiB, data[d]);
-		r->target_dump_ms = 1000;
-		r->target_restore_ms = 1200;
+		r->wl.threads = threads;
+		r->target_dump_ms = target_dump_ms;
+		r->target_restore_ms = target_restore_ms;
 	}
+}
+
+/* The targets of the issue (docs/performance.md). The least important tree comes last: when
+ * the machine is busy, the time budget skips it first. */
+static void plan_main(void)
+{
+	static const char *const data[] = { "random", "half" };
+
+	add_main_pair("1 GiB, 1 process", 1, 1024 * KiB, 1, 250, 300);
+	add_main_pair("10 x 100 MiB processes", 10, 100 * KiB, 1, 0, 400);
+	add_main_pair("4 GiB, 1 process", 1, 4096 * KiB, 1, 1000, 1200);
+	add_main_pair("1 GiB, 8 threads", 1, 1024 * KiB, 8, 0, 0);
 	for (int d = 0; d < 2; d++) {
 		struct row *r = add_row("compress", "1 GiB, 1 process", 1, 1024 * KiB, data[d]);
 
@@ -190,9 +211,11 @@ static void usage(FILE *f)
 		"  BENCH_RUNS        runs of each main row and limit (default 3)\n"
 		"  BENCH_SMALL_RUNS  runs of the small-process row (default 10)\n"
 		"  BENCH_SCALE_RUNS  most runs of a scaling row (default 3)\n"
-		"  BENCH_MAIN_ROW_S  a main row stops repeating after this many seconds (default 60)\n"
-		"  BENCH_ROW_S       a scaling row stops repeating after this many seconds (default 20)\n"
-		"  BENCH_BUDGET_S    rows not started by then are skipped (default 420)\n"
+		"  BENCH_MAIN_ROW_S  a main row stops repeating after this many seconds (default 25)\n"
+		"  BENCH_ROW_S       a scaling row stops repeating after this many seconds (default 10)\n"
+		"  BENCH_BUDGET_S    seconds for the whole run (default 400): main rows start only in\n"
+		"                    its first half, scaling rows in its first 85%%, so every table\n"
+		"                    gets rows on a busy machine; rows not started are skipped\n"
 		"  BENCH_LIMIT_MIB   buffer of each limit measurement (default 1024)\n"
 		"  BENCH_ONLY        groups to run, comma-separated: limits,small,main,compress,\n"
 		"                    procs,threads,fds,vmas (default all)\n"
