@@ -18,6 +18,7 @@
 #define MAX_RUNS 51
 #define MAX_STAGES 24
 #define MAX_ROWS 96
+#define MAX_STEPS 8		/* counts in one scaling series */
 
 /* --- settings (main.c) ------------------------------------------------------------------ */
 
@@ -156,6 +157,7 @@ struct row {
 	char name[64];
 	struct wl_config wl;
 	long count;		/* the scaled count, in scaling rows */
+	int step;		/* index of count in its series (0 elsewhere) */
 	bool compress;
 	int max_runs;
 	double budget_s;	/* stop repeating once the row has taken this long (0: never) */

@@ -22,7 +22,7 @@ struct settings opts = {
 	.scale_runs = 3,
 	.main_row_s = 25,
 	.row_budget_s = 10,
-	.budget_s = 400,
+	.budget_s = 360,
 	.limit_bytes = 1024 * MiB,
 	.crest = "build/crest",
 	.workload = "build/bench/workload",
@@ -84,8 +84,8 @@ static void plan_main(void)
 	static const char *const data[] = { "random", "half" };
 
 	add_main_pair("1 GiB, 1 process", 1, 1024 * KiB, 1, 250, 300);
-	add_main_pair("10 x 100 MiB processes", 10, 100 * KiB, 1, 0, 400);
 	add_main_pair("4 GiB, 1 process", 1, 4096 * KiB, 1, 1000, 1200);
+	add_main_pair("10 x 100 MiB processes", 10, 100 * KiB, 1, 0, 400);
 	add_main_pair("1 GiB, 8 threads", 1, 1024 * KiB, 8, 0, 0);
 	for (int d = 0; d < 2; d++) {
 		struct row *r = add_row("compress", "1 GiB, 1 process", 1, 1024 * KiB, data[d]);
@@ -118,6 +118,7 @@ static void plan_series(const char *group, const long *counts, int nr, size_t fi
 		r = add_row(group, name, 1, 64, "random");
 		*(long *)((char *)&r->wl + field) = counts[i];
 		r->count = counts[i];
+		r->step = i;
 		r->max_runs = opts.scale_runs;
 		r->budget_s = opts.row_budget_s;
 	}
@@ -164,15 +165,28 @@ static void keep_wanted_rows(void)
 	nr_rows = kept;
 }
 
+static void run_group(const char *group, int step)
+{
+	for (int i = 0; i < nr_rows && !stop_requested; i++)
+		if (!strcmp(rows[i].group, group) && rows[i].step == step && !rows[i].skipped[0])
+			row_run(&rows[i]);
+}
+
+/*
+ * The scaling series run step by step (every series' smallest n, then the next ...), the
+ * cheapest series first within a step, so the largest and slowest rows (1000 processes) come
+ * last and a busy machine's time budget costs them rather than whole series.
+ */
 static void run_rows(void)
 {
-	static const char *const order[] = { "small", "main", "procs", "threads", "fds", "vmas",
-					     "compress" };
+	static const char *const series[] = { "vmas", "fds", "threads", "procs" };
 
-	for (size_t g = 0; g < sizeof(order) / sizeof(order[0]); g++)
-		for (int i = 0; i < nr_rows && !stop_requested; i++)
-			if (!strcmp(rows[i].group, order[g]) && !rows[i].skipped[0])
-				row_run(&rows[i]);
+	run_group("small", 0);
+	run_group("main", 0);
+	for (int step = 0; step < MAX_STEPS; step++)
+		for (size_t s = 0; s < sizeof(series) / sizeof(series[0]); s++)
+			run_group(series[s], step);
+	run_group("compress", 0);
 }
 
 static bool any_check_failed(void)
@@ -213,7 +227,7 @@ static void usage(FILE *f)
 		"  BENCH_SCALE_RUNS  most runs of a scaling row (default 3)\n"
 		"  BENCH_MAIN_ROW_S  a main row stops repeating after this many seconds (default 25)\n"
 		"  BENCH_ROW_S       a scaling row stops repeating after this many seconds (default 10)\n"
-		"  BENCH_BUDGET_S    seconds for the whole run (default 400): main rows start only in\n"
+		"  BENCH_BUDGET_S    seconds for the whole run (default 360): main rows start only in\n"
 		"                    its first half, scaling rows in its first 85%%, so every table\n"
 		"                    gets rows on a busy machine; rows not started are skipped\n"
 		"  BENCH_LIMIT_MIB   buffer of each limit measurement (default 1024)\n"
