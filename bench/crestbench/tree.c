@@ -19,13 +19,21 @@
 
 static struct workload *current;	/* for the signal handler */
 
+/* Every known pid, and the root's process group: children that have not said "ready" yet
+ * have no known pid, but they are in the group the root made with setsid(). */
+static void kill_all(const struct workload *wl)
+{
+	if (wl->pids && wl->pids[0] > 0)
+		kill(-wl->pids[0], SIGKILL);
+	for (long i = 0; wl->pids && i < wl->nr_pids; i++)
+		if (wl->pids[i] > 0)
+			kill(wl->pids[i], SIGKILL);
+}
+
 void wl_kill_current(void)
 {
-	if (!current || !current->pids)
-		return;
-	for (long i = 0; i < current->nr_pids; i++)
-		if (current->pids[i] > 0)
-			kill(current->pids[i], SIGKILL);
+	if (current)
+		kill_all(current);
 }
 
 /* One line "TAG IDX PID rest"; returns the index, or -1 for a line that is not one. */
@@ -189,7 +197,7 @@ int wl_ask(struct workload *wl, int sig, char tag, double timeout_s, double *ms)
 
 void wl_stop(struct workload *wl)
 {
-	wl_kill_current();
+	kill_all(wl);
 	if (wl->pids)
 		wait_pids_gone(wl->pids, wl->nr_pids, 30);
 	current = NULL;
