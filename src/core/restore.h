@@ -88,6 +88,7 @@ struct restore_ctx {
 	struct rst_slot *slots;
 	uint64_t ctl_len;
 	struct stats stats;
+	struct img_verify *verify;	/* page data being checked on a thread; NULL: none */
 };
 
 /* Runs in the freshly created process rp; never returns. */
