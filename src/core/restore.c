@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,6 +90,34 @@ static int link_parent(struct restore_ctx *ctx, struct rproc *rp)
 	return 0;
 }
 
+/*
+ * A process sharing a table (fs) of an earlier one is cloned sharing its parent's, with
+ * CLONE_FILES (CLONE_FS): that rebuilds the sharing only when the parent is in it too.
+ */
+static int plan_one_share(struct rproc *rp, uint32_t owner, uint32_t parent_owner,
+			  uint64_t flag, const char *what)
+{
+	if (!owner)
+		return 0;
+	if (!rp->parent || (owner != rp->parent->pe->pid && owner != parent_owner)) {
+		pr_err("pstree.img: pid %u shares the %s of pid %u, which its parent does not: cannot restore that",
+		       rp->pe->pid, what, owner);
+		return -EINVAL;
+	}
+	rp->share_flags |= flag;
+	return 0;
+}
+
+static int plan_sharing(struct rproc *rp)
+{
+	const PstreeEntry *pe = rp->pe, *parent = rp->parent ? rp->parent->pe : NULL;
+	int ret = plan_one_share(rp, pe->files_owner, parent ? parent->files_owner : 0,
+				 CLONE_FILES, "fd table");
+
+	return ret ? ret : plan_one_share(rp, pe->fs_owner, parent ? parent->fs_owner : 0,
+					  CLONE_FS, "cwd, root and umask");
+}
+
 static int read_pstree(struct restore_ctx *ctx)
 {
 	struct img *img = img_open(ctx->dir, IMG_MAGIC_PSTREE, "pstree.img");
@@ -120,6 +149,8 @@ static int read_tree(struct restore_ctx *ctx)
 		struct rproc *rp = &ctx->procs[i];
 
 		ret = link_parent(ctx, rp);
+		if (!ret)
+			ret = plan_sharing(rp);
 		if (ret || rp->pe->zombie)
 			continue;
 		ret = read_core(ctx, rp);
@@ -503,8 +534,9 @@ static int prepare(struct restore_ctx *ctx)
 	pids = xmalloc(ctx->nr_procs * sizeof(*pids));
 	if (!pids)
 		return -ENOMEM;
+	/* A shared fd table has one fdinfo image, its owner's. */
 	for (size_t i = 0; i < ctx->nr_procs; i++)
-		if (!ctx->procs[i].pe->zombie)
+		if (!ctx->procs[i].pe->zombie && restore_table_owner(&ctx->procs[i]) == &ctx->procs[i])
 			pids[n++] = ctx->procs[i].pe->pid;
 	ret = files_restore_read(ctx->dir, pids, n, &ctx->files);
 	free(pids);
@@ -514,6 +546,9 @@ static int prepare(struct restore_ctx *ctx)
 		ret = plan_fds(ctx);
 	if (!ret)
 		ret = map_ctl(ctx);
+	for (size_t i = 0; !ret && i < ctx->nr_procs; i++)
+		if (!ctx->procs[i].pe->zombie)
+			ctx->slots[restore_table_owner(&ctx->procs[i])->idx].table_users++;
 	ctx->shell_pgid = getpgrp();
 	return ret;
 }
