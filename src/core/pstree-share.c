@@ -23,9 +23,15 @@ static pid_t *owner_of(struct pstree_proc *p, int type)
 	return type == KCMP_FILES ? &p->files_owner : &p->fs_owner;
 }
 
+/* What is shared, for messages: "fd table" or "cwd, root and umask". */
 static const char *what_of(int type)
 {
-	return type == KCMP_FILES ? "its fd table (CLONE_FILES)" : "its cwd, root and umask (CLONE_FS)";
+	return type == KCMP_FILES ? "fd table" : "cwd, root and umask";
+}
+
+static const char *flag_of(int type)
+{
+	return type == KCMP_FILES ? "CLONE_FILES" : "CLONE_FS";
 }
 
 /* 0: the same object, 1: not the same, or -errno after logging. */
@@ -44,8 +50,8 @@ static int check_threads(const struct pstree_proc *p, int type)
 		int r = kcmp_differs(p->pid, p->threads[t], type);
 
 		if (r > 0) {
-			pr_err("pid %d: thread %d has %s of its own (unshare in a thread): cannot checkpoint that",
-			       p->pid, p->threads[t], what_of(type));
+			pr_err("pid %d: thread %d has its own %s (unshare(%s) in a thread): cannot checkpoint that",
+			       p->pid, p->threads[t], what_of(type), flag_of(type));
 			return -EOPNOTSUPP;
 		}
 		if (r < 0)
@@ -62,8 +68,8 @@ static int check_shape(struct pstree *tree, struct pstree_proc *p, int type, pid
 
 	if (parent && (parent->pid == owner || *owner_of(parent, type) == owner))
 		return 0;
-	pr_err("pid %d shares %s with pid %d, but its parent %d does not: crest can only restore what a parent shares with its children",
-	       p->pid, what_of(type), with, p->ppid);
+	pr_err("pid %d shares its %s with pid %d (%s), but its parent %d does not: crest can only restore what a parent shares with its children",
+	       p->pid, what_of(type), with, flag_of(type), p->ppid);
 	return -EOPNOTSUPP;
 }
 
