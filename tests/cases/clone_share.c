@@ -4,18 +4,21 @@
  *
  *   P   root: opens fd 10 (file a), then cwd d1 once everyone is set up
  *   ├── D   clone(CLONE_FS): its own table (fd 10 is file d), P's fs
- *   └── C   clone(CLONE_FILES | CLONE_FS): opens fd 11 (file b), which P sees; umask 027
+ *   └── C   clone(CLONE_FILES | CLONE_FS): opens fd 11 (file b), which P sees, and an epoll
+ *       │   (fd 30) watching a pipe (fds 31, 32); umask 027
  *       └── G   clone(CLONE_FILES) from C: P's table (opens fd 14, file g), an fs of its own
  *               (cwd d2, umask 077)
  *
  * After SIGTERM (P forwards it to C and D, C to G) every process first checks what it sees
  * (fds, cwd, umask), then they prove the sharing is live, one step after the other through a
  * shared page: P opens fd 20 and moves to d3; C sees both, closes fd 11 and sets umask 022;
- * G sees fd 20 and fd 11 gone, keeps its own cwd and umask, opens fd 21; D does not see fd 20
- * (its own table) but sees d3 and umask 022; P finally sees fd 11 closed and fd 21 open.
+ * G sees fd 20 and fd 11 gone, keeps its own cwd and umask, opens fd 21 and writes to the
+ * pipe; D does not see fd 20 (its own table) but sees d3 and umask 022; P finally sees fd 11
+ * closed, fd 21 open, and the epoll reports the pipe readable.
  * A copy of the table or of the fs instead of the one shared object fails these checks.
  */
 #include <sched.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
 
 #include "case.h"
@@ -152,9 +155,26 @@ static __attribute__((noreturn)) void run_g(void)
 		check_closed("G", 11);
 		check_fs("G", dir2, 077);
 		case_open_at(path_g2, O_RDONLY, 0, 21);
+		if (write(32, "x", 1) != 1)
+			case_fail("G: write to the pipe (fd 32): %m");
 	}
 	step_done(&sh->step);
 	case_child_exit();
+}
+
+/* An epoll at fd 30 watching the read end (fd 31) of a pipe (31, 32), in the shared table. */
+static void make_epoll(void)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = 31 };
+	int p[2];
+
+	if (pipe2(p, 0))
+		case_die("C: pipe: %m");
+	case_move_fd(p[0], 31, 0);
+	case_move_fd(p[1], 32, 0);
+	case_move_fd(epoll_create1(0), 30, 0);
+	if (epoll_ctl(30, EPOLL_CTL_ADD, 31, &ev))
+		case_die("C: epoll_ctl: %m");
 }
 
 static __attribute__((noreturn)) void run_c(void)
@@ -162,6 +182,7 @@ static __attribute__((noreturn)) void run_c(void)
 	pid_t g;
 
 	case_open_at(path_b, O_RDWR, 0, 11);
+	make_epoll();
 	umask(027);
 	g = clone_with(CLONE_FILES);
 	if (g == 0)
@@ -196,6 +217,7 @@ static __attribute__((noreturn)) void run_d(void)
 		case_fail("D: unshare(CLONE_FS): %m");
 	check_fd("D", 10, path_d);
 	check_closed("D", 11);
+	check_closed("D", 30);
 	check_closed("D", 14);
 	check_fs("D", dir1, 027);
 	step_done(&sh->checked);
@@ -205,6 +227,17 @@ static __attribute__((noreturn)) void run_d(void)
 	}
 	step_done(&sh->step);
 	case_child_exit();
+}
+
+/* The epoll C made reports the byte G wrote into the pipe. */
+static void check_epoll(void)
+{
+	struct epoll_event ev;
+	int n = epoll_wait(30, &ev, 1, 2000);
+
+	case_check(n == 1 && ev.data.u64 == 31 && (ev.events & EPOLLIN),
+		   "P: epoll fd 30 returned %d (data %llu, events %#x), want the pipe readable", n,
+		   n == 1 ? (unsigned long long)ev.data.u64 : 0ULL, n == 1 ? ev.events : 0);
 }
 
 /* P's part of the checks once C, G and D have checked what they see. */
@@ -225,6 +258,7 @@ static void check_p(void)
 	check_closed("P", 11);
 	check_fd("P", 21, path_g2);
 	check_fs("P", dir3, 022);
+	check_epoll();
 }
 
 int main(int argc, char **argv)
