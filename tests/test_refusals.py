@@ -101,17 +101,26 @@ SHARED_TABLES = r"""
 static char stacks[2][65536];
 static int flag;
 static volatile int unshared;
-static int child(void *arg) { for (;;) pause(); return 0; }
+static int child(void *arg)
+{
+	if (arg)
+		setsid();
+	for (;;) pause();
+	return 0;
+}
 static void *thread(void *arg) { unshare(flag); unshared = 1; for (;;) pause(); return NULL; }
 int main(int argc, char **argv)
 {
 	pthread_t t;
 
 	flag = atoi(argv[1]);
-	if (!strcmp(argv[2], "siblings")) {
-		/* Two children share the table their parent then leaves. */
+	if (!strcmp(argv[2], "sessions")) {
+		/*
+		 * Two children share the table their parent then leaves, and the first leads a
+		 * session of its own: neither the parent nor it can clone the second at restore.
+		 */
 		for (int i = 0; i < 2; i++)
-			clone(child, stacks[i] + sizeof(stacks[i]), flag | SIGCHLD, NULL);
+			clone(child, stacks[i] + sizeof(stacks[i]), flag | SIGCHLD, i ? NULL : "");
 		unshare(flag);
 	} else {
 		pthread_create(&t, NULL, thread, NULL);
@@ -135,20 +144,22 @@ def shared_tables(tmp_path_factory):
 
 
 @pytest.mark.parametrize("flag,words", [(0x400, "CLONE_FILES"), (0x200, "CLONE_FS")])
-@pytest.mark.parametrize("shape", ["siblings", "thread"])
+@pytest.mark.parametrize("shape", ["sessions", "thread"])
 def test_dump_refuses_unrestorable_sharing(tmp_path, shared_tables, flag, words, shape):
-    """Sharing that clone3 cannot rebuild: two siblings sharing an fd table (fs) that their
-    parent no longer has, or a thread that unshared its own. The dump refuses it, one line
-    naming the pids, and everything runs on."""
+    """Sharing that clone3 cannot rebuild: two siblings in different sessions sharing an fd
+    table (fs) that their parent no longer has, or a thread that unshared its own. The dump
+    refuses it, one line naming the pids, and everything runs on."""
     proc = subprocess.Popen([str(shared_tables), str(flag), shape], stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     try:
         assert proc.stdout.readline().strip() == b"ready"
-        if shape == "siblings":
+        if shape == "sessions":
             wait_for(lambda: len(open(f"/proc/{proc.pid}/task/{proc.pid}/children").read()
                                  .split()) == 2, "the children to exist")
             others = open(f"/proc/{proc.pid}/task/{proc.pid}/children").read().split()
+            wait_for(lambda: any(os.getsid(int(p)) == int(p) for p in others),
+                     "the first child to lead its own session")
         else:
             others = [t for t in os.listdir(f"/proc/{proc.pid}/task") if t != str(proc.pid)]
         res = crest("dump", "-t", proc.pid, "-D", tmp_path / "img")

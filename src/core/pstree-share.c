@@ -3,20 +3,27 @@
  * of cwd, root and umask (CLONE_FS) without being threads of one process. kcmp(2) with
  * KCMP_FILES / KCMP_FS compares the tasks' files_struct / fs_struct pointers (3.5).
  *
- * Restore can only rebuild what clone3 builds: a child shares the table (fs) its parent holds
- * at the moment of the clone. So a sharing group is accepted when every member but the first
- * in tree order (an ancestor of all the others) has its parent in the group. Siblings that
- * share a table their parent no longer holds (it called unshare() after cloning them) are
- * refused, and so is a thread with a table or fs of its own (unshare() in a thread): restore
- * creates every thread with its process's (CLONE_FILES | CLONE_FS).
+ * Restore can only rebuild what clone3 builds: a child shares the table (fs) that the process
+ * cloning it holds at that moment. That is its parent, or a sibling cloning it with
+ * CLONE_PARENT. So every sharer needs a creator: its parent, or a sibling before it in tree
+ * order, holding everything it shares. A sibling also passes on its session (the child can
+ * only leave it for one of its own) and its exit signal (clone3 takes none with
+ * CLONE_PARENT), so those must match. Other shapes are refused, and so is a thread with a
+ * table or fs of its own (unshare() in a thread): restore creates every thread with its
+ * process's (CLONE_FILES | CLONE_FS).
  */
 #define LOG_PREFIX "pstree: "
 #include "core/pstree.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "util/kernel-compat.h"
 #include "util/log.h"
+#include "util/util.h"
 
 static pid_t *owner_of(struct pstree_proc *p, int type)
 {
@@ -60,16 +67,56 @@ static int check_threads(const struct pstree_proc *p, int type)
 	return 0;
 }
 
-/* p shares with pid with, whose group's first process is *owner_of(p): is its parent in it? */
-static int check_shape(struct pstree *tree, struct pstree_proc *p, int type, pid_t with)
+/* Whether a clone by c gives p the table (fs) p shares, or p has its own anyway. */
+static bool gives(struct pstree_proc *c, struct pstree_proc *p, int type)
 {
-	struct pstree_proc *parent = pstree_find(tree, p->ppid);
 	pid_t owner = *owner_of(p, type);
 
-	if (parent && (parent->pid == owner || *owner_of(parent, type) == owner))
+	return !owner || owner == c->pid || owner == *owner_of(c, type);
+}
+
+/* Field 38 of /proc/PID/stat: the signal its parent gets when it exits; -1 if unknown. */
+static int exit_signal_of(pid_t pid)
+{
+	char path[64], *buf, *p;
+	int sig = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	buf = read_file_at(AT_FDCWD, path, NULL);
+	p = buf ? strrchr(buf, ')') : NULL;
+	/* comm may hold spaces: fields resume after the last ')'; p ends before field 38. */
+	for (int field = 3; p && field <= 38; field++)
+		p = strchr(p + 1, ' ');
+	if (p)
+		sig = atoi(p + 1);
+	free(buf);
+	return sig;
+}
+
+/* Whether sibling q (before p) can clone p with CLONE_PARENT, giving it what it shares. */
+static bool sibling_can_create(struct pstree_proc *q, struct pstree_proc *p)
+{
+	return !q->zombie && q->ppid == p->ppid && (q->sid == p->sid || p->sid == p->pid) &&
+	       gives(q, p, KCMP_FILES) && gives(q, p, KCMP_FS) &&
+	       exit_signal_of(q->pid) == exit_signal_of(p->pid);
+}
+
+static int check_creatable(struct pstree *tree, size_t i)
+{
+	struct pstree_proc *p = &tree->procs[i], *parent = pstree_find(tree, p->ppid);
+	int type = KCMP_FILES;
+
+	if (!p->files_owner && !p->fs_owner)
 		return 0;
-	pr_err("pid %d shares its %s with pid %d (%s), but its parent %d does not: crest can only restore what a parent shares with its children",
-	       p->pid, what_of(type), with, flag_of(type), p->ppid);
+	if (parent && gives(parent, p, KCMP_FILES) && gives(parent, p, KCMP_FS))
+		return 0;
+	for (size_t j = 0; j < i; j++)
+		if (sibling_can_create(&tree->procs[j], p))
+			return 0;
+	if (parent && gives(parent, p, KCMP_FILES))
+		type = KCMP_FS;
+	pr_err("pid %d shares its %s with pid %d (%s), but neither its parent %d nor a sibling in its session with its exit signal has all it shares: cannot checkpoint that",
+	       p->pid, what_of(type), *owner_of(p, type), flag_of(type), p->ppid);
 	return -EOPNOTSUPP;
 }
 
@@ -90,7 +137,7 @@ static int find_owner(struct pstree *tree, size_t i, int type)
 		if (r)
 			continue;
 		*owner_of(p, type) = *owner_of(q, type) ? *owner_of(q, type) : q->pid;
-		return check_shape(tree, p, type, q->pid);
+		break;
 	}
 	return 0;
 }
@@ -110,6 +157,8 @@ int pstree_find_sharing(struct pstree *tree)
 			if (ret)
 				return ret;
 		}
+		if (check_creatable(tree, i))
+			return -EOPNOTSUPP;
 	}
 	return 0;
 }

@@ -77,6 +77,9 @@ int restore_fork(struct restore_ctx *ctx, struct rproc *rp)
 
 	if (rp->core && rp->core->has_exit_signal)
 		ca.exit_signal = rp->core->exit_signal;
+	/* clone3 refuses an exit signal with CLONE_PARENT: the child gets its creator's. */
+	if (rp->share_flags & CLONE_PARENT)
+		ca.exit_signal = 0;
 	pid = syscall(SYS_clone3, &ca, sizeof(ca));
 	if (pid < 0) {
 		if (errno == EEXIST)
@@ -331,7 +334,7 @@ static int restore_cwd_umask(struct rproc *rp)
 struct rproc *restore_table_owner(struct rproc *rp)
 {
 	while (rp->share_flags & CLONE_FILES)
-		rp = rp->parent;
+		rp = rp->creator;
 	return rp;
 }
 

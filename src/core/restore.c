@@ -83,39 +83,67 @@ static int link_parent(struct restore_ctx *ctx, struct rproc *rp)
 		return -EINVAL;
 	}
 	rp->parent = parent;
-	parent->children = xrealloc(parent->children, (parent->nr_children + 1) * sizeof(rp));
-	if (!parent->children)
-		return -ENOMEM;
-	parent->children[parent->nr_children++] = rp;
 	return 0;
+}
+
+/* Whether a clone by c gives pe the fd table and fs it shares (the dump's rule, pstree-share.c). */
+static bool gives_all(const struct rproc *c, const PstreeEntry *pe)
+{
+	return (!pe->files_owner || pe->files_owner == c->pe->pid ||
+		pe->files_owner == c->pe->files_owner) &&
+	       (!pe->fs_owner || pe->fs_owner == c->pe->pid || pe->fs_owner == c->pe->fs_owner);
+}
+
+static uint32_t exit_signal_of(const struct rproc *rp)
+{
+	return rp->core && rp->core->has_exit_signal ? rp->core->exit_signal : SIGCHLD;
 }
 
 /*
- * A process sharing a table (fs) of an earlier one is cloned sharing its parent's, with
- * CLONE_FILES (CLONE_FS): that rebuilds the sharing only when the parent is in it too.
+ * A sibling before rp that can clone it with CLONE_PARENT: it holds what rp shares, rp ends
+ * in its session or leads its own, and clone3 gives rp the sibling's exit signal.
  */
-static int plan_one_share(struct rproc *rp, uint32_t owner, uint32_t parent_owner,
-			  uint64_t flag, const char *what)
+static struct rproc *sibling_creator(struct restore_ctx *ctx, struct rproc *rp)
 {
-	if (!owner)
-		return 0;
-	if (!rp->parent || (owner != rp->parent->pe->pid && owner != parent_owner)) {
-		pr_err("pstree.img: pid %u shares the %s of pid %u, which its parent does not: cannot restore that",
-		       rp->pe->pid, what, owner);
-		return -EINVAL;
+	for (size_t i = 0; i < rp->idx; i++) {
+		struct rproc *q = &ctx->procs[i];
+
+		if (!q->pe->zombie && q->parent == rp->parent && gives_all(q, rp->pe) &&
+		    (q->pe->sid == rp->pe->sid || rp->pe->sid == rp->pe->pid) &&
+		    exit_signal_of(q) == exit_signal_of(rp))
+			return q;
 	}
-	rp->share_flags |= flag;
-	return 0;
+	return NULL;
 }
 
-static int plan_sharing(struct rproc *rp)
+/*
+ * Who clones rp, and with which of CLONE_FILES, CLONE_FS, CLONE_PARENT: a child shares the
+ * table (fs) that the process cloning it holds, so that is its parent if the parent shares
+ * them too, else a sibling that does.
+ */
+static int plan_creator(struct restore_ctx *ctx, struct rproc *rp)
 {
-	const PstreeEntry *pe = rp->pe, *parent = rp->parent ? rp->parent->pe : NULL;
-	int ret = plan_one_share(rp, pe->files_owner, parent ? parent->files_owner : 0,
-				 CLONE_FILES, "fd table");
+	const PstreeEntry *pe = rp->pe;
+	struct rproc *c = rp->parent;
 
-	return ret ? ret : plan_one_share(rp, pe->fs_owner, parent ? parent->fs_owner : 0,
-					  CLONE_FS, "cwd, root and umask");
+	if (!c)
+		return 0;
+	if (!gives_all(c, pe)) {
+		c = sibling_creator(ctx, rp);
+		if (!c) {
+			pr_err("pstree.img: pid %u shares the fd table of %u or the cwd of %u, which neither its parent nor a sibling can give it: cannot restore that",
+			       pe->pid, pe->files_owner, pe->fs_owner);
+			return -EINVAL;
+		}
+		rp->share_flags |= CLONE_PARENT;
+	}
+	rp->share_flags |= (pe->files_owner ? CLONE_FILES : 0) | (pe->fs_owner ? CLONE_FS : 0);
+	rp->creator = c;
+	c->children = xrealloc(c->children, (c->nr_children + 1) * sizeof(rp));
+	if (!c->children)
+		return -ENOMEM;
+	c->children[c->nr_children++] = rp;
+	return 0;
 }
 
 static int read_pstree(struct restore_ctx *ctx)
@@ -149,15 +177,15 @@ static int read_tree(struct restore_ctx *ctx)
 		struct rproc *rp = &ctx->procs[i];
 
 		ret = link_parent(ctx, rp);
+		if (!ret && !rp->pe->zombie) {
+			ret = read_core(ctx, rp);
+			if (!ret)
+				ret = mem_read_map(ctx->dir, rp->pe->pid, &rp->map);
+			ctx->nr_live++;
+			ctx->nr_threads += rp->nr_threads;
+		}
 		if (!ret)
-			ret = plan_sharing(rp);
-		if (ret || rp->pe->zombie)
-			continue;
-		ret = read_core(ctx, rp);
-		if (!ret)
-			ret = mem_read_map(ctx->dir, rp->pe->pid, &rp->map);
-		ctx->nr_live++;
-		ctx->nr_threads += rp->nr_threads;
+			ret = plan_creator(ctx, rp);
 	}
 	return ret;
 }

@@ -46,11 +46,16 @@ struct rproc {
 	size_t nr_threads;
 	struct mem_map map;
 	struct rproc *parent;
-	struct rproc **children;
+	/* Who clones it: its parent, or a sibling (CLONE_PARENT) holding what it shares. */
+	struct rproc *creator;
+	struct rproc **children;	/* the processes it clones (creator == this one) */
 	size_t nr_children;
 	size_t idx;			/* position in restore_ctx.procs and in the slots */
 	uint64_t clone_flags;		/* CLONE_NEW* it is created with (the root's own ns) */
-	/* CLONE_FILES / CLONE_FS: it shares its parent's fd table / cwd, root and umask */
+	/*
+	 * CLONE_FILES / CLONE_FS: it shares its creator's fd table / cwd, root and umask;
+	 * CLONE_PARENT: its creator is a sibling.
+	 */
 	uint64_t share_flags;
 };
 
@@ -101,7 +106,7 @@ __attribute__((noreturn)) void restore_task(struct restore_ctx *ctx, struct rpro
  * rp->clone_flags, which it fills in (ns_restore_root) first thing; 0 or -errno.
  */
 int restore_fork(struct restore_ctx *ctx, struct rproc *rp);
-/* The process that restores rp's fd table: rp, or the ancestor whose table it shares. */
+/* The process that restores rp's fd table: rp, or the first process of the group sharing it. */
 struct rproc *restore_table_owner(struct rproc *rp);
 /*
  * rp is done with crest code in its fd table: the last process of a shared table to leave

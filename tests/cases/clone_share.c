@@ -4,6 +4,9 @@
  *
  *   P   root: opens fd 10 (file a), then cwd d1 once everyone is set up
  *   ├── D   clone(CLONE_FS): its own table (fd 10 is file d), P's fs
+ *   │   ├── E   clone(CLONE_FILES) from D, which then calls unshare(CLONE_FILES): E and F
+ *   │   └── F   share a table that their parent no longer has (crest clones F from E with
+ *   │           CLONE_PARENT)
  *   └── C   clone(CLONE_FILES | CLONE_FS): opens fd 11 (file b), which P sees, and an epoll
  *       │   (fd 30) watching a pipe (fds 31, 32); umask 027
  *       └── G   clone(CLONE_FILES) from C: P's table (opens fd 14, file g), an fs of its own
@@ -14,7 +17,8 @@
  * shared page: P opens fd 20 and moves to d3; C sees both, closes fd 11 and sets umask 022;
  * G sees fd 20 and fd 11 gone, keeps its own cwd and umask, opens fd 21 and writes to the
  * pipe; D does not see fd 20 (its own table) but sees d3 and umask 022; P finally sees fd 11
- * closed, fd 21 open, and the epoll reports the pipe readable.
+ * closed, fd 21 open, and the epoll reports the pipe readable. Then E opens fd 40, F sees it
+ * and closes fd 10, E sees that; D, with a table of its own, sees neither.
  * A copy of the table or of the fs instead of the one shared object fails these checks.
  */
 #include <sched.h>
@@ -30,11 +34,12 @@ struct shared {
 	int set_up;		/* processes done with their setup */
 	int checked;		/* processes done with their static checks */
 	int step;		/* the live steps, in order: P 1, C 2, G 3, D 4 */
+	int ef_step;		/* E and F's steps: E 1, F 2, E 3 */
 };
 
 static struct shared *sh;
 static char path_a[PATH_MAX], path_b[PATH_MAX], path_d[PATH_MAX], path_g[PATH_MAX];
-static char path_late[PATH_MAX], path_g2[PATH_MAX];
+static char path_late[PATH_MAX], path_g2[PATH_MAX], path_e[PATH_MAX];
 static char dir1[PATH_MAX], dir2[PATH_MAX], dir3[PATH_MAX];
 
 /* clone() that returns twice like fork() (no new stack, no CLONE_VM); says "pid N". */
@@ -51,12 +56,12 @@ static pid_t clone_with(unsigned long flags)
 
 static void make_paths(void)
 {
-	char *files[] = { path_a, path_b, path_d, path_g, path_late, path_g2 };
-	const char *names[] = { "a", "b", "d", "g", "late", "g2" };
+	char *files[] = { path_a, path_b, path_d, path_g, path_late, path_g2, path_e };
+	const char *names[] = { "a", "b", "d", "g", "late", "g2", "e" };
 	char *dirs[] = { dir1, dir2, dir3 };
 	const char *dnames[] = { "d1", "d2", "d3" };
 
-	for (size_t i = 0; i < 6; i++)
+	for (size_t i = 0; i < 7; i++)
 		case_path(files[i], PATH_MAX, names[i]);
 	for (size_t i = 0; i < 3; i++) {
 		char tmp[PATH_MAX];
@@ -67,7 +72,7 @@ static void make_paths(void)
 		if (!realpath(tmp, dirs[i]))
 			case_die("realpath %s: %m", tmp);
 	}
-	for (size_t i = 0; i < 6; i++) {
+	for (size_t i = 0; i < 7; i++) {
 		char tmp[PATH_MAX];
 		int fd = open(files[i], O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 
@@ -208,9 +213,59 @@ static __attribute__((noreturn)) void run_c(void)
 	case_child_exit();
 }
 
+/* E and F share the table D had when it cloned them (fd 10 is file d), D no longer does. */
+static __attribute__((noreturn)) void run_e(void)
+{
+	case_wait();
+	check_fd("E", 10, path_d);
+	case_open_at(path_e, O_RDONLY, 0, 40);
+	step_done(&sh->ef_step);
+	if (wait_for(&sh->ef_step, 2, "E", "F's step"))
+		check_closed("E", 10);
+	step_done(&sh->ef_step);
+	case_child_exit();
+}
+
+static __attribute__((noreturn)) void run_f(pid_t parent)
+{
+	case_wait();
+	if (case_sabotage("unshare_siblings") && unshare(CLONE_FILES))
+		case_fail("F: unshare(CLONE_FILES): %m");
+	case_check(getppid() == parent, "F: parent %d, want %d", getppid(), parent);
+	if (wait_for(&sh->ef_step, 1, "F", "E's step")) {
+		check_fd("F", 40, path_e);
+		close(10);
+	}
+	step_done(&sh->ef_step);
+	case_child_exit();
+}
+
+/* E and F (sharing one table without D), then D checks its own table saw none of it. */
+static void check_siblings(pid_t e, pid_t f)
+{
+	kill(e, SIGTERM);
+	kill(f, SIGTERM);
+	if (wait_for(&sh->ef_step, 3, "D", "E and F")) {
+		check_fd("D", 10, path_d);
+		check_closed("D", 40);
+	}
+	reap(e, "E");
+	reap(f, "F");
+}
+
 static __attribute__((noreturn)) void run_d(void)
 {
+	pid_t e, f, self = getpid();
+
 	case_open_at(path_d, O_RDONLY, 0, 10);
+	e = clone_with(CLONE_FILES);
+	if (e == 0)
+		run_e();
+	f = clone_with(CLONE_FILES);
+	if (f == 0)
+		run_f(self);
+	if (unshare(CLONE_FILES))
+		case_die("D: unshare(CLONE_FILES): %m");
 	step_done(&sh->set_up);
 	case_wait();
 	if (case_sabotage("unshare_fs") && unshare(CLONE_FS))
@@ -226,6 +281,7 @@ static __attribute__((noreturn)) void run_d(void)
 		check_fs("D", dir3, 022);
 	}
 	step_done(&sh->step);
+	check_siblings(e, f);
 	case_child_exit();
 }
 
