@@ -40,8 +40,9 @@ void pstree_free(struct pstree *tree);
 struct pstree_proc *pstree_find(struct pstree *tree, pid_t pid);
 /*
  * Sets files_owner and fs_owner of every live process of the frozen tree (pstree-share.c);
- * refuses, naming the pids, sharing that restore cannot rebuild: sharers whose parent does not
- * share with them, and threads with an fd table or fs of their own.
+ * refuses, naming the pids, sharing that restore cannot rebuild: a sharer that neither its
+ * parent nor a sibling could have been cloned by, and a thread with an fd table or fs of its
+ * own.
  */
 int pstree_find_sharing(struct pstree *tree);
 

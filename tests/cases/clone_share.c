@@ -12,7 +12,7 @@
  *       └── G   clone(CLONE_FILES) from C: P's table (opens fd 14, file g), an fs of its own
  *               (cwd d2, umask 077)
  *
- * After SIGTERM (P forwards it to C and D, C to G) every process first checks what it sees
+ * After SIGTERM (P forwards it to C and D, C to G, D to E and F) every process first checks what it sees
  * (fds, cwd, umask), then they prove the sharing is live, one step after the other through a
  * shared page: P opens fd 20 and moves to d3; C sees both, closes fd 11 and sets umask 022;
  * G sees fd 20 and fd 11 gone, keeps its own cwd and umask, opens fd 21 and writes to the
