@@ -120,45 +120,76 @@ static int check_creatable(struct pstree *tree, size_t i)
 	return -EOPNOTSUPP;
 }
 
-/* Sets *owner_of(tree->procs[i]) to the first earlier process sharing with it, if any. */
-static int find_owner(struct pstree *tree, size_t i, int type)
+/* Sorting the live processes by the object they use: kcmp() orders objects. */
+struct share_sort {
+	struct pstree *tree;
+	int type;		/* KCMP_FILES or KCMP_FS */
+	int err;		/* first kcmp failure, -errno */
+	pid_t err_a, err_b;
+};
+
+/*
+ * qsort_r order of two tree indexes: kcmp()'s order of their objects (0 the same, 1 less,
+ * 2 greater: it compares the kernel pointers, obfuscated with a per-boot cookie, so the order
+ * is total and stable), then tree order, so that each group starts with its first process.
+ */
+static int cmp_by_object(const void *a, const void *b, void *arg)
 {
-	struct pstree_proc *p = &tree->procs[i];
+	struct share_sort *s = arg;
+	size_t i = *(const size_t *)a, j = *(const size_t *)b;
+	pid_t pa = s->tree->procs[i].pid, pb = s->tree->procs[j].pid;
+	int r = i == j ? 0 : sys_kcmp(pa, pb, s->type, 0, 0);
 
-	for (size_t j = 0; j < i; j++) {
-		struct pstree_proc *q = &tree->procs[j];
-		int r;
+	if (r < 0 && !s->err) {
+		s->err = -errno;
+		s->err_a = pa;
+		s->err_b = pb;
+	}
+	if (r == 1 || r == 2)
+		return r == 1 ? -1 : 1;
+	return i < j ? -1 : i > j;
+}
 
-		if (q->zombie)
-			continue;
-		r = kcmp_differs(p->pid, q->pid, type);
+/*
+ * Sets *owner_of() of every live process sharing its object with an earlier one to the first
+ * of them. Sorting by object takes O(n log n) kcmp calls instead of one per pair.
+ */
+static int find_owners(struct pstree *tree, int type, size_t *idx)
+{
+	struct share_sort s = { .tree = tree, .type = type };
+	size_t n = 0;
+
+	for (size_t i = 0; i < tree->nr; i++)
+		if (!tree->procs[i].zombie)	/* a zombie has neither: exit dropped them */
+			idx[n++] = i;
+	qsort_r(idx, n, sizeof(*idx), cmp_by_object, &s);
+	for (size_t k = 1; !s.err && k < n; k++) {
+		struct pstree_proc *prev = &tree->procs[idx[k - 1]], *p = &tree->procs[idx[k]];
+		int r = kcmp_differs(prev->pid, p->pid, type);
+
 		if (r < 0)
 			return r;
-		if (r)
-			continue;
-		*owner_of(p, type) = *owner_of(q, type) ? *owner_of(q, type) : q->pid;
-		break;
+		if (!r)
+			*owner_of(p, type) = *owner_of(prev, type) ? *owner_of(prev, type) : prev->pid;
 	}
+	if (s.err)
+		return pr_errno(s.err, "pid %d, pid %d: kcmp failed", s.err_a, s.err_b);
 	return 0;
 }
 
 int pstree_find_sharing(struct pstree *tree)
 {
 	static const int types[] = { KCMP_FILES, KCMP_FS };
+	_cleanup_free_ size_t *idx = xmalloc(tree->nr * sizeof(*idx) + 1);
+	int ret = idx ? 0 : -ENOMEM;
 
-	for (size_t i = 0; i < tree->nr; i++) {
-		if (tree->procs[i].zombie)	/* a zombie has neither: exit dropped them */
-			continue;
-		for (size_t k = 0; k < sizeof(types) / sizeof(types[0]); k++) {
-			int ret = check_threads(&tree->procs[i], types[k]);
-
-			if (!ret)
-				ret = find_owner(tree, i, types[k]);
-			if (ret)
-				return ret;
-		}
-		if (check_creatable(tree, i))
-			return -EOPNOTSUPP;
-	}
-	return 0;
+	for (size_t i = 0; !ret && i < tree->nr; i++)
+		for (size_t k = 0; !ret && !tree->procs[i].zombie && k < ARRAY_SIZE(types); k++)
+			ret = check_threads(&tree->procs[i], types[k]);
+	for (size_t k = 0; !ret && k < ARRAY_SIZE(types); k++)
+		ret = find_owners(tree, types[k], idx);
+	for (size_t i = 0; !ret && i < tree->nr; i++)
+		if (!tree->procs[i].zombie)
+			ret = check_creatable(tree, i);
+	return ret;
 }
