@@ -72,6 +72,7 @@ struct rst_slot {
 	uint32_t pad;
 	uint64_t bootstrap_start;	/* where its restorer region is, for the final unmap */
 	uint64_t bootstrap_len;
+	uint64_t pages_bytes;		/* page data it read from the image, for the stats */
 	/* Used in the slot of a table's owner (restore_table_owner()): */
 	uint32_t table_ready;		/* 1 once the owner installed the fd table */
 	uint32_t table_users;		/* processes of the table not yet in the restorer */
