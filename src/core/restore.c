@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,10 +83,66 @@ static int link_parent(struct restore_ctx *ctx, struct rproc *rp)
 		return -EINVAL;
 	}
 	rp->parent = parent;
-	parent->children = xrealloc(parent->children, (parent->nr_children + 1) * sizeof(rp));
-	if (!parent->children)
+	return 0;
+}
+
+/* Whether a clone by c gives pe the fd table and fs it shares (the dump's rule, pstree-share.c). */
+static bool gives_all(const struct rproc *c, const PstreeEntry *pe)
+{
+	return (!pe->files_owner || pe->files_owner == c->pe->pid ||
+		pe->files_owner == c->pe->files_owner) &&
+	       (!pe->fs_owner || pe->fs_owner == c->pe->pid || pe->fs_owner == c->pe->fs_owner);
+}
+
+static uint32_t exit_signal_of(const struct rproc *rp)
+{
+	return rp->core && rp->core->has_exit_signal ? rp->core->exit_signal : SIGCHLD;
+}
+
+/*
+ * A sibling before rp that can clone it with CLONE_PARENT: it holds what rp shares, rp ends
+ * in its session or leads its own, and clone3 gives rp the sibling's exit signal.
+ */
+static struct rproc *sibling_creator(struct restore_ctx *ctx, struct rproc *rp)
+{
+	for (size_t i = 0; i < rp->idx; i++) {
+		struct rproc *q = &ctx->procs[i];
+
+		if (!q->pe->zombie && q->parent == rp->parent && gives_all(q, rp->pe) &&
+		    (q->pe->sid == rp->pe->sid || rp->pe->sid == rp->pe->pid) &&
+		    exit_signal_of(q) == exit_signal_of(rp))
+			return q;
+	}
+	return NULL;
+}
+
+/*
+ * Who clones rp, and with which of CLONE_FILES, CLONE_FS, CLONE_PARENT: a child shares the
+ * table (fs) that the process cloning it holds, so that is its parent if the parent shares
+ * them too, else a sibling that does.
+ */
+static int plan_creator(struct restore_ctx *ctx, struct rproc *rp)
+{
+	const PstreeEntry *pe = rp->pe;
+	struct rproc *c = rp->parent;
+
+	if (!c)
+		return 0;
+	if (!gives_all(c, pe)) {
+		c = sibling_creator(ctx, rp);
+		if (!c) {
+			pr_err("pstree.img: pid %u shares the fd table of %u or the cwd of %u, which neither its parent nor a sibling can give it: cannot restore that",
+			       pe->pid, pe->files_owner, pe->fs_owner);
+			return -EINVAL;
+		}
+		rp->share_flags |= CLONE_PARENT;
+	}
+	rp->share_flags |= (pe->files_owner ? CLONE_FILES : 0) | (pe->fs_owner ? CLONE_FS : 0);
+	rp->creator = c;
+	c->children = xrealloc(c->children, (c->nr_children + 1) * sizeof(rp));
+	if (!c->children)
 		return -ENOMEM;
-	parent->children[parent->nr_children++] = rp;
+	c->children[c->nr_children++] = rp;
 	return 0;
 }
 
@@ -120,13 +177,15 @@ static int read_tree(struct restore_ctx *ctx)
 		struct rproc *rp = &ctx->procs[i];
 
 		ret = link_parent(ctx, rp);
-		if (ret || rp->pe->zombie)
-			continue;
-		ret = read_core(ctx, rp);
+		if (!ret && !rp->pe->zombie) {
+			ret = read_core(ctx, rp);
+			if (!ret)
+				ret = mem_read_map(ctx->dir, rp->pe->pid, &rp->map);
+			ctx->nr_live++;
+			ctx->nr_threads += rp->nr_threads;
+		}
 		if (!ret)
-			ret = mem_read_map(ctx->dir, rp->pe->pid, &rp->map);
-		ctx->nr_live++;
-		ctx->nr_threads += rp->nr_threads;
+			ret = plan_creator(ctx, rp);
 	}
 	return ret;
 }
@@ -544,8 +603,9 @@ static int prepare(struct restore_ctx *ctx)
 	pids = xmalloc(ctx->nr_procs * sizeof(*pids));
 	if (!pids)
 		return -ENOMEM;
+	/* A shared fd table has one fdinfo image, its owner's. */
 	for (size_t i = 0; i < ctx->nr_procs; i++)
-		if (!ctx->procs[i].pe->zombie)
+		if (!ctx->procs[i].pe->zombie && restore_table_owner(&ctx->procs[i]) == &ctx->procs[i])
 			pids[n++] = ctx->procs[i].pe->pid;
 	ret = files_restore_read(ctx->dir, pids, n, &ctx->files);
 	free(pids);
@@ -558,6 +618,9 @@ static int prepare(struct restore_ctx *ctx)
 		ret = plan_fds(ctx);
 	if (!ret)
 		ret = map_ctl(ctx);
+	for (size_t i = 0; !ret && i < ctx->nr_procs; i++)
+		if (!ctx->procs[i].pe->zombie)
+			ctx->slots[restore_table_owner(&ctx->procs[i])->idx].table_users++;
 	ctx->shell_pgid = getpgrp();
 	return ret;
 }

@@ -225,7 +225,6 @@ __attribute__((noreturn)) void restore_jump(struct restore_ctx *ctx, struct rpro
 	/* Raw: glibc's sigprocmask never blocks 32 and 33, which it keeps for itself. */
 	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, NULL, sizeof(all));
 	/* Nothing of crest may stay open in the restored process: its log goes first. */
-	close(log_fd());
-	(void)ctx;
+	restore_leave_table(ctx, rp);
 	arch_jump_to_restorer(args->keep[0].start, main_thread->stack_top, (uint64_t)args);
 }
