@@ -42,7 +42,7 @@ static int nr_rows;
 static double group_share(const char *group)
 {
 	if (!strcmp(group, "main"))
-		return 0.5;
+		return 0.6;
 	if (!strcmp(group, "small") || !strcmp(group, "compress"))
 		return 1;
 	return 0.85;	/* the scaling series */
@@ -228,7 +228,7 @@ static void usage(FILE *f)
 		"  BENCH_MAIN_ROW_S  a main row stops repeating after this many seconds (default 25)\n"
 		"  BENCH_ROW_S       a scaling row stops repeating after this many seconds (default 10)\n"
 		"  BENCH_BUDGET_S    seconds for the whole run (default 360): main rows start only in\n"
-		"                    its first half, scaling rows in its first 85%%, so every table\n"
+		"                    its first 60%%, scaling rows in its first 85%%, so every table\n"
 		"                    gets rows on a busy machine; rows not started are skipped\n"
 		"  BENCH_LIMIT_MIB   buffer of each limit measurement (default 1024)\n"
 		"  BENCH_ONLY        groups to run, comma-separated: limits,small,main,compress,\n"
