@@ -194,7 +194,11 @@ static int open_owned(struct restore_ctx *ctx, struct rproc *rp)
 
 		if (ctx->shmem[i].owner != pid)
 			continue;
-		ret = mem_shmem_create(ctx->dir, ctx->shmem[i].vma, &fd);
+		if (ctx->shmem[i].file_id)	/* created just above, by its kind */
+			ret = mem_shmem_adopt(ctx->dir, ctx->shmem[i].vma,
+					      ctx->svc_base + ctx->shmem[i].file_id - 1, &fd);
+		else
+			ret = mem_shmem_create(ctx->dir, ctx->shmem[i].vma, &fd);
 		if (!ret)
 			ret = to_svc(fd, svc_fd_of_shmem(ctx, i));
 		if (ret)

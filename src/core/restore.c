@@ -175,7 +175,10 @@ static int check_pids_free(struct restore_ctx *ctx)
 	return 0;
 }
 
-/* Each shared memory object is created by the first process that maps it. */
+/*
+ * Each shared memory object is created by the first process that maps it, unless it is also
+ * open as a descriptor (a memfd): then the owner of that description creates both, as one.
+ */
 static int plan_shmem(struct restore_ctx *ctx)
 {
 	size_t cap = 0;
@@ -186,6 +189,7 @@ static int plan_shmem(struct restore_ctx *ctx)
 		for (size_t v = 0; v < rp->map.nr_vmas; v++) {
 			const VmaEntry *vma = rp->map.vmas[v];
 			bool known = false;
+			uint32_t file_id;
 
 			if (vma->kind != VMA_KIND__VMA_SHMEM)
 				continue;
@@ -195,7 +199,10 @@ static int plan_shmem(struct restore_ctx *ctx)
 				continue;
 			if (xgrow((void **)&ctx->shmem, &cap, ctx->nr_shmem + 1, sizeof(*ctx->shmem)))
 				return -ENOMEM;
-			ctx->shmem[ctx->nr_shmem++] = (struct rshmem){ vma->ino, rp->pe->pid, vma };
+			file_id = files_restore_shmem_entry(ctx->files, vma->ino);
+			ctx->shmem[ctx->nr_shmem++] = (struct rshmem){ vma->ino,
+				file_id ? files_restore_owner(ctx->files, file_id) : (pid_t)rp->pe->pid,
+				vma, file_id };
 		}
 	}
 	return 0;

@@ -182,6 +182,17 @@ size_t files_restore_nr_entries(const struct files_restore *fr)
 	return fr->nr_files;
 }
 
+uint32_t files_restore_shmem_entry(const struct files_restore *fr, uint64_t ino)
+{
+	for (size_t i = 0; ino && i < fr->nr_files; i++) {
+		const struct rst_file *f = &fr->files[i];
+
+		if (f->kind->shmem_ino && f->kind->shmem_ino(f->rec) == ino)
+			return f->fe->id;
+	}
+	return 0;
+}
+
 uint32_t files_restore_entry_id(const struct files_restore *fr, size_t idx)
 {
 	return fr->files[idx].fe->id;

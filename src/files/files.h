@@ -82,6 +82,12 @@ struct fd_kind {
 	 * when only cleanup is wanted and the return value is ignored.
 	 */
 	int (*dump_finish)(struct img_dir *dir, bool complete);
+	/*
+	 * Restore, optional: the inode of the shared memory object this description opens when
+	 * the tree also maps that object (a memfd), else 0. The memory code then uses this
+	 * description's object for those mappings instead of creating one of its own.
+	 */
+	uint64_t (*shmem_ino)(const ProtobufCMessage *rec);
 };
 
 /*
@@ -122,6 +128,8 @@ int files_restore_late(struct files_restore *fr, pid_t pid, const struct crest_o
 /* Creates the description of entry id (called in its owner); returns an fd or -errno. */
 int files_restore_open(struct files_restore *fr, uint32_t id, pid_t pid, const struct crest_opts *opts);
 size_t files_restore_nr_entries(const struct files_restore *fr);
+/* The first entry whose description is shared memory object ino (kind's shmem_ino), or 0. */
+uint32_t files_restore_shmem_entry(const struct files_restore *fr, uint64_t ino);
 uint32_t files_restore_entry_id(const struct files_restore *fr, size_t idx);
 void files_restore_free(struct files_restore *fr);
 
