@@ -5,6 +5,7 @@
  */
 #define LOG_PREFIX "files: "
 #include "files/files.h"
+#include "files/fown.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +22,7 @@ struct rst_file {
 	const struct fd_kind *kind;
 	ProtobufCMessage *rec;	/* decoded payload */
 	pid_t owner;
+	pid_t first_holder;	/* the first process (tree order) with an fd for it */
 };
 
 struct rst_fdtable {
@@ -113,6 +115,8 @@ static void assign_owners(struct files_restore *fr)
 			struct rst_file *f = &fr->files[fr->tables[t].fds[i]->file_id - 1];
 			uint64_t g = group_of(f);
 
+			if (!f->first_holder)
+				f->first_holder = fr->tables[t].pid;
 			if (f->owner)
 				continue;
 			f->owner = fr->tables[t].pid;
@@ -202,8 +206,40 @@ int files_restore_open(struct files_restore *fr, uint32_t id, pid_t pid, const s
 {
 	struct rst_file *f = &fr->files[id - 1];
 	struct fd_open_arg a = { .pid = pid, .id = id, .dir = fr->dir, .opts = opts };
+	int fd = f->kind->open(&a, f->rec), ret;
 
-	return f->kind->open(&a, f->rec);
+	/*
+	 * The owner and signal, for kinds that leave them to us. The kind already set O_ASYNC
+	 * with its status flags: the owner is looked up when a signal is sent, so setting it
+	 * after O_ASYNC loses nothing (nothing happens on the new description in between).
+	 */
+	if (fd < 0 || !f->fe->fown)
+		return fd;
+	ret = fown_restore(fd, f->fe->fown, 0, pid, f->fe->kind);
+	if (ret < 0)
+		close(fd);
+	return ret;
+}
+
+/*
+ * The kinds switched O_ASYNC on at a service fd, and ->fasync (fasync_helper()) noted that
+ * number: the signal's si_fd would name it. Switching O_ASYNC off and on again at the fd's
+ * final number makes si_fd what the target had, as far as the image tells (the lowest fd of
+ * the first process holding the description). Files without ->fasync ignore both calls. A
+ * tty's ->fasync makes the tty's group the owner again (__tty_fasync()): the owner is put back.
+ */
+static int rearm_async(int fd, pid_t pid, const char *kind)
+{
+	int fl = fcntl(fd, F_GETFL);
+	struct f_owner_ex owner;
+
+	if (fl < 0 || !(fl & O_ASYNC))
+		return 0;
+	if (fcntl(fd, F_GETOWN_EX, &owner) || fcntl(fd, F_SETFL, fl & ~O_ASYNC) ||
+	    fcntl(fd, F_SETFL, fl) || fcntl(fd, F_SETOWN_EX, &owner))
+		return pr_errno(-errno, "pid %d fd %d (%s): cannot switch O_ASYNC on at its number",
+				pid, fd, kind);
+	return 0;
 }
 
 int files_restore_late(struct files_restore *fr, pid_t pid, const struct crest_opts *opts)
@@ -218,11 +254,11 @@ int files_restore_late(struct files_restore *fr, pid_t pid, const struct crest_o
 		struct fd_open_arg a = { .pid = pid, .id = f->fe->id, .dir = fr->dir, .opts = opts };
 		bool first = true;
 
-		if (!f->kind->restore_late)
-			continue;
 		for (size_t j = 0; j < i; j++)
 			first &= fds[j]->file_id != fds[i]->file_id;
-		if (first)
+		if (first && f->first_holder == pid)
+			ret = rearm_async(fds[i]->fd, pid, f->fe->kind);
+		if (!ret && first && f->kind->restore_late)
 			ret = f->kind->restore_late(&a, f->rec, fds[i]->fd, f->owner == pid);
 	}
 	return ret;

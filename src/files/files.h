@@ -88,6 +88,13 @@ struct fd_kind {
 	 * description's object for those mappings instead of creating one of its own.
 	 */
 	uint64_t (*shmem_ino)(const ProtobufCMessage *rec);
+	/*
+	 * True when the kind saves and restores the O_ASYNC owner and signal in its own record
+	 * (fown.h), because they must be set at a point of its own open (before a reopen, after
+	 * a tty's ->fasync). For every other kind the fd table does it (file_entry.fown), right
+	 * after open().
+	 */
+	bool keeps_fown;
 };
 
 /*

@@ -427,4 +427,5 @@ const struct fd_kind fd_kind_memfd = {
 	.open = memfd_open,
 	.restore_late = memfd_restore_late,
 	.shmem_ino = memfd_shmem_ino,
+	.keeps_fown = true,
 };

@@ -209,4 +209,5 @@ const struct fd_kind fd_kind_tty = {
 	.group = tty_group,
 	.open = tty_open,
 	.restore_late = tty_restore_late,
+	.keeps_fown = true,
 };
