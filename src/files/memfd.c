@@ -10,7 +10,8 @@
  * "mapped" and saves them no second time. At restore this kind creates the memfd, the memory
  * code fills it and maps it (files_restore_shmem_entry()), and the seals come last, in
  * restore_late, once every process has mapped it: F_SEAL_FUTURE_WRITE forbids new writable
- * mappings, and contents cannot be written after F_SEAL_WRITE.
+ * mappings, and contents cannot be written after F_SEAL_WRITE. A memfd mapped by a process
+ * outside the tree is refused: that mapping would not share the restored memfd.
  */
 #define LOG_PREFIX "files/memfd: "
 #include "files/files.h"
@@ -64,6 +65,58 @@ static struct saved_memfd *find_saved(uint64_t ino)
 	return NULL;
 }
 
+/* A process of the tree being dumped: crest has seized it (TracerPid), or crest itself. */
+static bool in_tree(pid_t pid)
+{
+	char path[64], *buf, *p;
+	bool ret;
+
+	if (pid == getpid())
+		return true;
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	buf = read_file_at(AT_FDCWD, path, NULL);
+	if (!buf)
+		return false;
+	p = strstr(buf, "\nTracerPid:");
+	ret = p && atoi(p + strlen("\nTracerPid:")) == getpid();
+	free(buf);
+	return ret;
+}
+
+/*
+ * Refuses a memfd mapped by a process outside the tree (found by its device and inode in
+ * /proc/PID/maps: "start-end perms offset maj:min inode path"): after restore that mapping
+ * would no longer share the memfd. Mappings inside the tree are restored as the same object.
+ */
+static int check_not_mapped_outside(const struct fd_dump_arg *a)
+{
+	char needle[64];
+	struct dirent *de;
+	DIR *d = opendir("/proc");
+	int ret = 0;
+
+	if (!d)
+		return pr_errno(-errno, "cannot list /proc");
+	snprintf(needle, sizeof(needle), " %02x:%02x %" PRIu64 " ", major(a->st->st_dev),
+		 minor(a->st->st_dev), (uint64_t)a->st->st_ino);
+	while (!ret && (de = readdir(d))) {
+		char path[sizeof(de->d_name) + 16], *maps;
+
+		if (de->d_name[0] < '1' || de->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/maps", de->d_name);
+		maps = read_file_at(AT_FDCWD, path, NULL);
+		if (maps && strstr(maps, needle) && !in_tree(atoi(de->d_name))) {
+			pr_err("pid %d fd %d: %s is also mapped by pid %s, outside the tree: that mapping would no longer share it after restore",
+			       a->pid, a->fd, a->link, de->d_name);
+			ret = -EOPNOTSUPP;
+		}
+		free(maps);
+	}
+	closedir(d);
+	return ret;
+}
+
 static int check_memfd(const struct fd_dump_arg *a)
 {
 	char path[64];
@@ -77,7 +130,7 @@ static int check_memfd(const struct fd_dump_arg *a)
 		       a->pid, a->fd, a->link);
 		return -EOPNOTSUPP;
 	}
-	return 0;
+	return check_not_mapped_outside(a);
 }
 
 static int copy_range(const struct fd_dump_arg *a, int fd, struct img *img, off_t off, off_t end)
