@@ -342,6 +342,8 @@ __attribute__((noreturn)) void restore_task(struct restore_ctx *ctx, struct rpro
 
 	ctx->slots[rp->idx].pid = getpid();
 	ret = setup_session(ctx, rp);
+	if (!ret)	/* before the children: they inherit a controlling terminal */
+		ret = files_restore_session(ctx->files, rp->pe->pid);
 	for (size_t i = 0; !ret && i < rp->nr_children; i++)
 		ret = restore_fork(ctx, rp->children[i]);
 	if (ret)

@@ -515,6 +515,9 @@ static int prepare(struct restore_ctx *ctx)
 			pids[n++] = ctx->procs[i].pe->pid;
 	ret = files_restore_read(ctx->dir, pids, n, &ctx->files);
 	free(pids);
+	/* before plan_fds(): what the kinds make here lies below the service fds */
+	if (!ret)
+		ret = files_restore_prepare(ctx->files);
 	if (!ret)
 		ret = plan_shmem(ctx);
 	if (!ret)
@@ -565,6 +568,7 @@ static int run(struct restore_ctx *ctx)
 	uint64_t deadline = now_ns() + RESTORE_TIMEOUT_MS * 1000000ULL;
 	int ret = fork_root(ctx);
 
+	files_restore_release(ctx->files);	/* the tree has its own copies now */
 	if (!ret)
 		ret = run_barriers(ctx, deadline);
 	stats_add_stage(&ctx->stats, "restore", now_ns() - ctx->stats.start_ns);

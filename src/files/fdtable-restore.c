@@ -221,6 +221,41 @@ int files_restore_open(struct files_restore *fr, uint32_t id, pid_t pid, const s
 	return ret;
 }
 
+static bool kind_used(const struct files_restore *fr, const struct fd_kind *kind)
+{
+	for (size_t i = 0; i < fr->nr_files; i++)
+		if (fr->files[i].kind == kind)
+			return true;
+	return false;
+}
+
+int files_restore_prepare(struct files_restore *fr)
+{
+	int ret = 0;
+
+	for (size_t k = 0; !ret && fd_kinds[k]; k++)
+		if (fd_kinds[k]->restore_prepare && kind_used(fr, fd_kinds[k]))
+			ret = fd_kinds[k]->restore_prepare(fr->dir);
+	return ret;
+}
+
+int files_restore_session(struct files_restore *fr, pid_t pid)
+{
+	int ret = 0;
+
+	for (size_t k = 0; !ret && fd_kinds[k]; k++)
+		if (fd_kinds[k]->restore_session && kind_used(fr, fd_kinds[k]))
+			ret = fd_kinds[k]->restore_session(pid);
+	return ret;
+}
+
+void files_restore_release(struct files_restore *fr)
+{
+	for (size_t k = 0; fd_kinds[k]; k++)
+		if (fd_kinds[k]->restore_release && kind_used(fr, fd_kinds[k]))
+			fd_kinds[k]->restore_release();
+}
+
 /*
  * The kinds switched O_ASYNC on at a service fd, and ->fasync (fasync_helper()) noted that
  * number: the signal's si_fd would name it. Switching O_ASYNC off and on again at the fd's

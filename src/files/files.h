@@ -95,6 +95,16 @@ struct fd_kind {
 	 * after open().
 	 */
 	bool keeps_fown;
+	/*
+	 * Restore, optional, for kinds with an entry in the image: prepare runs in the controller
+	 * before the first process is created, so that every process inherits what it makes;
+	 * session in each process once its session and group are set up and before it forks its
+	 * children (what they inherit then: a controlling terminal); release in the controller
+	 * once the root exists, to let go of what prepare made. 0 or -errno after logging.
+	 */
+	int (*restore_prepare)(struct img_dir *dir);
+	int (*restore_session)(pid_t pid);
+	void (*restore_release)(void);
 };
 
 /*
@@ -130,6 +140,10 @@ int files_restore_max_fd(const struct files_restore *fr);
 FileEntry *files_restore_entry(struct files_restore *fr, uint32_t id);
 /* Restore: the process that creates entry id (and its group). */
 pid_t files_restore_owner(struct files_restore *fr, uint32_t id);
+/* The kinds' restore_prepare, restore_session and restore_release (see struct fd_kind). */
+int files_restore_prepare(struct files_restore *fr);
+int files_restore_session(struct files_restore *fr, pid_t pid);
+void files_restore_release(struct files_restore *fr);
 /* Runs the kinds' restore_late for pid's installed fd table. */
 int files_restore_late(struct files_restore *fr, pid_t pid, const struct crest_opts *opts);
 /* Creates the description of entry id (called in its owner); returns an fd or -errno. */
