@@ -3,6 +3,7 @@
  */
 #define LOG_PREFIX "mem: "
 #include "mem/mem.h"
+#include "mem/madv.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -107,8 +108,8 @@ static int classify_vma(pid_t pid, VmaEntry *vma, const char *path)
 }
 
 /*
- * "VmFlags: rd wr mr mw me gd ac": growsdown, whether a shared memory mapping may ever be
- * made writable ("mw"), and device mappings we must refuse.
+ * "VmFlags: rd wr mr mw me gd ac": growsdown, advice, whether a shared memory mapping may ever
+ * be made writable ("mw"), and device mappings we must refuse.
  */
 static int parse_vmflags(pid_t pid, VmaEntry *vma, const char *flags)
 {
@@ -118,6 +119,8 @@ static int parse_vmflags(pid_t pid, VmaEntry *vma, const char *flags)
 		if (!strncmp(p, "gd", 2))
 			vma->flags |= MAP_GROWSDOWN;
 		maywrite |= !strncmp(p, "mw", 2);
+		vma->madv |= madv_of_vmflag(p);
+		vma->has_madv = vma->madv != 0;
 		if ((!strncmp(p, "io", 2) || !strncmp(p, "pf", 2)) &&
 		    vma->kind != VMA_KIND__VMA_VVAR && vma->kind != VMA_KIND__VMA_VVAR_VCLOCK &&
 		    vma->kind != VMA_KIND__VMA_VSYSCALL) {
