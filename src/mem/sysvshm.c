@@ -1,0 +1,100 @@
+/*
+ * The contents of SysV shared memory segments. They belong to the segment, not to the
+ * processes that attach it (whose mm-<pid>.img only says where), and are saved once per
+ * segment by src/ns/ipc-shm.c, which attaches it read-only in crest and calls these.
+ */
+#define LOG_PREFIX "mem/sysvshm: "
+#include "mem/mem.h"
+#include "mem/pages.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "util/log.h"
+#include "util/util.h"
+
+#define PAGE 4096UL
+
+/* Copies pages [from, to) of the attach into the writer, through the reused page buffer. */
+static int sysv_copy_run(struct page_writer *pw, char *buf, const char *addr, uint64_t from,
+			 uint64_t to)
+{
+	while (from < to) {
+		size_t len = MIN(to - from, (uint64_t)page_buf_size());
+		int err;
+
+		memcpy(buf, addr + from, len);
+		err = page_writer_add(pw, from, buf, len);
+		if (err)
+			return err;
+		from += len;
+	}
+	return 0;
+}
+
+/*
+ * mincore(2) on a shmem mapping reports the pages the segment has (in memory or in swap
+ * cache) without touching the others: reading a hole through the mapping would allocate a
+ * page in the live segment. Pages that hold only zeros are left out too.
+ */
+int mem_sysv_dump(struct img_dir *dir, const char *id, const char *addr, uint64_t size)
+{
+	uint64_t len = ALIGN_UP(size, PAGE), npages = len / PAGE;
+	_cleanup_free_ unsigned char *vec = xmalloc(npages + 1);
+	struct page_writer pw;
+	char *buf;
+	int err;
+
+	if (!vec)
+		return -ENOMEM;
+	if (len && mincore((void *)addr, len, vec))
+		return pr_errno(-errno, "segment %s: mincore failed", id);
+	buf = page_buf_alloc();
+	if (!buf)
+		return -ENOMEM;
+	err = page_writer_open(&pw, dir, id);
+	for (uint64_t p = 0; !err && p < npages;) {
+		uint64_t end = p;
+
+		while (end < npages && (vec[end] & 1))
+			end++;
+		if (end > p)
+			err = sysv_copy_run(&pw, buf, addr, p * PAGE, end * PAGE);
+		p = end + 1;
+	}
+	if (!err)
+		err = page_writer_close(&pw);
+	else if (pw.pages)
+		page_writer_close(&pw);
+	page_buf_free(buf);
+	return err;
+}
+
+struct sysv_fill {
+	const char *id;
+	char *addr;
+	uint64_t len;
+};
+
+static char *sysv_dest(void *arg, uint64_t off, uint64_t len)
+{
+	struct sysv_fill *f = arg;
+
+	if (off + len > f->len || off + len < off) {
+		pr_err("pagemap-%s.img: data at %" PRIu64 " past the segment's size %" PRIu64, f->id,
+		       off, f->len);
+		return NULL;
+	}
+	return f->addr + off;
+}
+
+int mem_sysv_fill(struct img_dir *dir, const char *id, char *addr, uint64_t size)
+{
+	struct sysv_fill fill = { id, addr, ALIGN_UP(size, PAGE) };
+	uint64_t bytes = 0;
+
+	return mem_fill_pages(dir, id, sysv_dest, &fill, &bytes);
+}
