@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/shm.h>
 
 #include "image/img.h"
 #include "pagemap.pb-c.h"
@@ -46,6 +47,59 @@ static int open_mapped_file(pid_t pid, const VmaEntry *vma)
 	return fd;
 }
 
+/* Attaches part [pgoff, pgoff + len) of segment id at addr: whole, then the rest detached. */
+static int attach_part(int id, int flags, uint64_t seg_len, uint64_t pgoff, uint64_t len,
+		       uint64_t addr)
+{
+	char *p = shmat(id, NULL, flags);
+	void *q;
+
+	if (p == (void *)-1)
+		return -errno;
+	q = mremap(p + pgoff, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)addr);
+	if (q == MAP_FAILED) {
+		int err = -errno;
+
+		munmap(p, seg_len);
+		return err;
+	}
+	if (pgoff)
+		munmap(p, pgoff);
+	if (pgoff + len < seg_len)
+		munmap(p + pgoff + len, seg_len - pgoff - len);
+	return 0;
+}
+
+/*
+ * A SysV attach is made again with shmat(2) at the temporary address: the segment was
+ * recreated with its id in the new ipc namespace (src/ns/ipc-shm.c). The restorer's mremap
+ * keeps it attached (the move opens the new VMA and closes the old one through shm_vm_ops,
+ * so shm_nattch stays right). Part of a segment (an attach split by mprotect or a partial
+ * munmap) is attached whole elsewhere and only that part moved into place.
+ */
+static int premap_sysv(pid_t pid, const VmaEntry *vma, uint64_t addr)
+{
+	uint64_t len = vma->end - vma->start, seg_len;
+	int id = vma->ino, flags = vma->shm_flags & (SHM_RDONLY | SHM_EXEC), err;
+	struct shmid_ds ds;
+
+	if (shmctl(id, IPC_STAT, &ds))
+		return pr_errno(-errno, "pid %d: SysV shm %d mapped at %" PRIx64 ": not in the restored ipc namespace",
+				pid, id, vma->start);
+	seg_len = ALIGN_UP(ds.shm_segsz, PAGE);
+	if (vma->pgoff + len > seg_len || vma->pgoff + len < len)
+		return pr_errno(-EINVAL, "pid %d: mapping %" PRIx64 "-%" PRIx64 " lies past the end of SysV shm %d (%" PRIu64 " bytes)",
+				pid, vma->start, vma->end, id, (uint64_t)ds.shm_segsz);
+	if (vma->pgoff == 0 && len == seg_len)
+		err = shmat(id, (void *)addr, flags | SHM_REMAP) == (void *)-1 ? -errno : 0;
+	else
+		err = attach_part(id, flags, seg_len, vma->pgoff, len, addr);
+	if (err)
+		return pr_errno(err, "pid %d: cannot attach SysV shm %d for %" PRIx64 "-%" PRIx64, pid,
+				id, vma->start, vma->end);
+	return 0;
+}
+
 /*
  * Private mappings are premapped writable so their pages can be filled; shared ones get the
  * final protection (their contents live in the file or shmem object, not in the image).
@@ -60,6 +114,8 @@ static int premap_one(pid_t pid, const VmaEntry *vma, uint64_t addr,
 	int fd = -1, owned = 0;
 	void *p;
 
+	if (vma->kind == VMA_KIND__VMA_SYSV_SHM)
+		return premap_sysv(pid, vma, addr);
 	if (vma->kind == VMA_KIND__VMA_ANON) {
 		flags |= MAP_ANONYMOUS | (vma->flags & MAP_GROWSDOWN);
 	} else if (vma->kind == VMA_KIND__VMA_FILE) {
