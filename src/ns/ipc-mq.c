@@ -213,6 +213,24 @@ static int mq_fill(int qfd, const IpcMqEntry *e)
 	return 0;
 }
 
+/* Raises /proc/sys/<name> to at least want (the sysctls have minimums: never lower them). */
+static int mq_raise(const char *name, unsigned long long want)
+{
+	char path[96], value[32], *cur;
+	unsigned long long have;
+
+	snprintf(path, sizeof(path), "/proc/sys/%s", name);
+	cur = read_file_at(AT_FDCWD, path, NULL);
+	if (!cur)
+		return pr_errno(-errno, "cannot read %s", path);
+	have = strtoull(cur, NULL, 10);
+	free(cur);
+	if (have >= want)
+		return 0;
+	snprintf(value, sizeof(value), "%llu", want);
+	return ipc_write_sysctl(name, value);
+}
+
 /*
  * Without CAP_SYS_RESOURCE mq_open(2) refuses attributes above fs/mqueue/msg_max and
  * msgsize_max, and queues past queues_max: each limit is raised to what this queue needs (the
@@ -220,16 +238,12 @@ static int mq_fill(int qfd, const IpcMqEntry *e)
  */
 static int mq_raise_limits(const IpcMqEntry *e)
 {
-	char value[32];
-	int err;
+	int err = mq_raise("fs/mqueue/msg_max", e->maxmsg);
 
-	snprintf(value, sizeof(value), "%llu", (unsigned long long)e->maxmsg);
-	err = ipc_write_sysctl("fs/mqueue/msg_max", value);
-	snprintf(value, sizeof(value), "%llu", (unsigned long long)e->msgsize);
 	if (!err)
-		err = ipc_write_sysctl("fs/mqueue/msgsize_max", value);
+		err = mq_raise("fs/mqueue/msgsize_max", e->msgsize);
 	/* HARD_QUEUESMAX in ipc/mq_sysctl.c */
-	return err ? err : ipc_write_sysctl("fs/mqueue/queues_max", "1024");
+	return err ? err : mq_raise("fs/mqueue/queues_max", 1024);
 }
 
 static int mq_restore_one(const IpcMqEntry *e)

@@ -8,7 +8,8 @@
  *      parent must then see through its own attach: one segment, not two copies.
  *   B  private, 8192 bytes, attached by the root only, then IPC_RMID: SHM_DEST, key 0,
  *      still attached (nattch 1) and readable.
- *   C  key 0x5ee3, 1 MiB, data only in pages 0 and 100: the child attaches it SHM_RDONLY.
+ *   C  key 0x5ee3, 1 MiB, data only in pages 0 and 100: the child attaches it SHM_RDONLY; the
+ *      root attaches it too and unmaps its first page (an attach that starts at offset 4096).
  *   D  key 0x5ee6, 4096 bytes, attached by nobody, owner 1234:5678, mode 0604.
  *   sem  key 0x5ee4: 3 semaphores 1, 7, 0; owner 1234:5678, mode 0660.
  *   msg  key 0x5ee5: messages (3 "first") (1 "second") (3 "third") (2 ""), qbytes 4000.
@@ -20,6 +21,7 @@
 
 #include <sched.h>
 #include <sys/ipc.h>
+#include <sys/mman.h>
 #include <sys/msg.h>
 #include <sys/sem.h>
 #include <sys/shm.h>
@@ -47,7 +49,7 @@ static const struct { long type; const char *text; } msgs[] = {
 #define NMSGS (sizeof(msgs) / sizeof(msgs[0]))
 
 static int id_a, id_b, id_c, id_d, id_sem, id_msg;
-static char *at_a, *at_b, *at_c;
+static char *at_a, *at_b, *at_c, *at_c_part;
 
 static char pattern(size_t off, int seed)
 {
@@ -162,6 +164,9 @@ static void setup_sem_msg(void)
 /* B is attached by the root only, after the fork, then removed while attached. */
 static void setup_removed(void)
 {
+	at_c_part = attach(id_c, 0);
+	if (munmap(at_c_part, 4096))
+		case_die("munmap of the first page of shm C: %m");
 	id_b = make_shm(IPC_PRIVATE, SIZE_B, 0600, "33000");
 	at_b = attach(id_b, 0);
 	fill(at_b, SIZE_B, 2);
@@ -194,6 +199,7 @@ static void check_shm(void)
 	case_check(b.shm_nattch == 1 && b.shm_perm.__key == 0, "shm B: nattch %lu key %#x",
 		   b.shm_nattch, b.shm_perm.__key);
 	case_check(same(at_b, SIZE_B, 2), "shm B: contents differ");
+	case_check(same(at_c_part + 100 * 4096, 4096, 4), "shm C, attached from its page 1: contents differ");
 	case_check(d.shm_perm.uid == 1234 && d.shm_perm.gid == 5678 &&
 		   (d.shm_perm.mode & 0777) == 0604 && d.shm_nattch == 0,
 		   "shm D: owner %u:%u mode %o nattch %lu", d.shm_perm.uid, d.shm_perm.gid,
@@ -269,7 +275,7 @@ static void child(int done)
 	close(done);
 	case_wait();
 	c = shm_stat(id_c, "C");
-	case_check(c.shm_nattch == 1, "shm C: %lu attaches, want 1", c.shm_nattch);
+	case_check(c.shm_nattch == 2, "shm C: %lu attaches, want 2", c.shm_nattch);
 	case_check(same(at_c, 4096, 3) && same(at_c + 100 * 4096, 4096, 4),
 		   "shm C: contents differ");
 	case_check(at_c[50 * 4096] == 0, "shm C: a page never written is not zero");
