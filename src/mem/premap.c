@@ -8,13 +8,16 @@
 #include "mem/mem.h"
 #include "mem/pages.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/shm.h>
+#include <sys/stat.h>
 
 #include "image/img.h"
 #include "pagemap.pb-c.h"
@@ -37,10 +40,54 @@ static bool vma_premapped(const VmaEntry *vma)
 	return !vma_is_vdso_block(vma) && vma->kind != VMA_KIND__VMA_VSYSCALL;
 }
 
+static bool ends_deleted(const char *path)
+{
+	size_t len = strlen(path), sl = strlen(" (deleted)");
+
+	return len > sl && !strcmp(path + len - sl, " (deleted)");
+}
+
+/*
+ * A deleted file (dump checked that the process held a descriptor of it) was recreated by
+ * its descriptor's kind at the old path and unlinked again, so its descriptor reads the same
+ * "PATH (deleted)": that descriptor, among this process's, is opened again for the mapping.
+ */
+static int open_deleted_file(const char *path, int flags)
+{
+	char link[PATH_MAX], fdpath[300];
+	struct dirent *de;
+	int fd = -1;
+	DIR *d = opendir("/proc/self/fd");
+
+	while (d && fd < 0 && (de = readdir(d))) {
+		ssize_t n;
+		struct stat st;
+
+		snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%s", de->d_name);
+		n = readlink(fdpath, link, sizeof(link) - 1);
+		if (n < 0 || (size_t)n != strlen(path) || memcmp(link, path, n))
+			continue;
+		if (!stat(fdpath, &st) && S_ISREG(st.st_mode) && st.st_nlink == 0)
+			fd = open(fdpath, flags);
+	}
+	if (d)
+		closedir(d);
+	if (fd < 0 && !errno)
+		errno = ENOENT;
+	return fd;
+}
+
 static int open_mapped_file(pid_t pid, const VmaEntry *vma)
 {
 	bool rw = (vma->flags & MAP_SHARED) && (vma->prot & PROT_WRITE);
-	int fd = open(vma->path, (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	int flags = (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC;
+	int fd;
+
+	errno = 0;
+	if (ends_deleted(vma->path))
+		fd = open_deleted_file(vma->path, flags);
+	else
+		fd = open(vma->path, flags);
 
 	if (fd < 0)
 		pr_perror("pid %d: cannot open %s mapped at %" PRIx64, pid, vma->path, vma->start);

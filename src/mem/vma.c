@@ -4,6 +4,7 @@
 #define LOG_PREFIX "mem: "
 #include "mem/mem.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -54,6 +55,32 @@ static bool has_suffix(const char *s, const char *suffix)
 	size_t ls = strlen(s), lx = strlen(suffix);
 
 	return ls >= lx && !strcmp(s + ls - lx, suffix);
+}
+
+/*
+ * A mapping of a deleted file can be restored only through a descriptor of the same process
+ * on that file: the descriptor's kind ("ghost") saves the contents and recreates the file,
+ * and premap maps the recreated file found among the process's descriptors by its name.
+ */
+static bool holds_inode(pid_t pid, const VmaEntry *vma)
+{
+	char dir[64], path[340];
+	struct dirent *de;
+	bool found = false;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", pid);
+	d = opendir(dir);
+	while (d && !found && (de = readdir(d))) {
+		struct stat st;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		found = de->d_name[0] != '.' && !stat(path, &st) && st.st_ino == vma->ino &&
+			st.st_dev == vma->dev && st.st_nlink == 0;
+	}
+	if (d)
+		closedir(d);
+	return found;
 }
 
 /* A SysV segment can be saved only with the ipc namespace it lives in: the tree's own. */
@@ -117,8 +144,8 @@ static int classify_vma(pid_t pid, VmaEntry *vma, const char *path)
 	if (!strncmp(path, "/SYSV", 5) && has_suffix(path, " (deleted)") && (vma->flags & MAP_SHARED))
 		return classify_sysv(pid, vma, path);
 	if (path[0] == '/') {
-		if (has_suffix(path, " (deleted)")) {
-			pr_err("pid %d: mapping %" PRIx64 "-%" PRIx64 " of deleted file %s: not supported yet",
+		if (has_suffix(path, " (deleted)") && !holds_inode(pid, vma)) {
+			pr_err("pid %d: mapping %" PRIx64 "-%" PRIx64 " of deleted file %s that the process holds no descriptor of: not supported yet",
 			       pid, vma->start, vma->end, path);
 			return -EOPNOTSUPP;
 		}
