@@ -79,8 +79,12 @@ int main(int argc, char **argv)
 		case_child_exit();
 	}
 	case_ready_wait();
-	if (case_sabotage("posix_shm_unshared"))
-		map_b = mmap(NULL, SIZE_B, PROT_READ | PROT_WRITE, MAP_PRIVATE, 41, 0);
+	if (case_sabotage("posix_shm_unshared")) {	/* a copy in place of the shared mapping */
+		char *copy = mmap(NULL, SIZE_B, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		if (copy != MAP_FAILED)
+			map_b = memcpy(copy, map_b, SIZE_B);
+	}
 	case_check_child(pid, "child");
 	check_one(NAME_A, map_a, 40, SIZE_A, 1);
 	check_one(NAME_B " (unlinked)", map_b, 41, SIZE_B, 2);
