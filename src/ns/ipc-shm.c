@@ -11,9 +11,15 @@
 #include "ns/internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <linux/magic.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/shm.h>
+#include <sys/vfs.h>
+#include <unistd.h>
 
 #include "image/img.h"
 #include "mem/mem.h"
@@ -23,6 +29,52 @@
 static void shm_image_id(char *buf, size_t len, uint32_t id)
 {
 	snprintf(buf, len, "ipcshm-%u", id);
+}
+
+/* The "start-end" of our own mapping at addr, from /proc/self/maps, into range. */
+static int own_mapping_range(const void *addr, char *range, size_t len)
+{
+	char *maps = read_file_at(AT_FDCWD, "/proc/self/maps", NULL), *line;
+	char want[24];
+	int err = -ENOENT;
+
+	if (!maps)
+		return -errno;
+	snprintf(want, sizeof(want), "%lx-", (unsigned long)addr);
+	for (line = maps; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
+		if (!strncmp(line, want, strlen(want))) {
+			snprintf(range, len, "%.*s", (int)strcspn(line, " "), line);
+			err = 0;
+			break;
+		}
+	}
+	free(maps);
+	return err;
+}
+
+/*
+ * A segment made with SHM_HUGETLB lives on hugetlbfs, and nothing in IPC_STAT says so: crest
+ * would make it again with small pages, so it is refused. Its file, reached through our own
+ * attach in /proc/self/map_files, tells.
+ */
+static int shm_check_pages(int id, const void *addr)
+{
+	char range[64], path[96];
+	struct statfs sf;
+	int fd, err = own_mapping_range(addr, range, sizeof(range));
+
+	if (err)
+		return pr_errno(err, "SysV shm %d: cannot find its attach in /proc/self/maps", id);
+	snprintf(path, sizeof(path), "/proc/self/map_files/%s", range);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstatfs(fd, &sf))
+		err = pr_errno(-errno, "SysV shm %d: cannot inspect %s", id, path);
+	else if (sf.f_type == HUGETLBFS_MAGIC)
+		err = pr_errno(-EOPNOTSUPP, "SysV shm %d: a segment of huge pages (SHM_HUGETLB), which crest cannot checkpoint yet",
+			       id);
+	if (fd >= 0)
+		close(fd);
+	return err;
 }
 
 static int shm_dump_contents(struct img_dir *dir, int id, uint64_t size)
@@ -35,7 +87,9 @@ static int shm_dump_contents(struct img_dir *dir, int id, uint64_t size)
 	if (addr == (void *)-1)
 		return pr_errno(-errno, "SysV shm %d: cannot attach it to read its contents", id);
 	shm_image_id(name, sizeof(name), id);
-	err = mem_sysv_dump(dir, name, addr, size);
+	err = shm_check_pages(id, addr);
+	if (!err)
+		err = mem_sysv_dump(dir, name, addr, size);
 	shmdt(addr);
 	return err;
 }
