@@ -57,7 +57,7 @@ static int own_mapping_range(const void *addr, char *range, size_t len)
  * would make it again with small pages, so it is refused. Its file, reached through our own
  * attach in /proc/self/map_files, tells.
  */
-static int shm_check_pages(int id, const void *addr)
+static int shm_check_pages(pid_t root, int id, const void *addr)
 {
 	char range[64], path[96];
 	struct statfs sf;
@@ -70,14 +70,14 @@ static int shm_check_pages(int id, const void *addr)
 	if (fd < 0 || fstatfs(fd, &sf))
 		err = pr_errno(-errno, "SysV shm %d: cannot inspect %s", id, path);
 	else if (sf.f_type == HUGETLBFS_MAGIC)
-		err = pr_errno(-EOPNOTSUPP, "SysV shm %d: a segment of huge pages (SHM_HUGETLB), which crest cannot checkpoint yet",
-			       id);
+		err = pr_errno(-EOPNOTSUPP, "pid %d: SysV shm %d of its ipc namespace is a segment of huge pages (SHM_HUGETLB), which crest cannot checkpoint yet",
+			       root, id);
 	if (fd >= 0)
 		close(fd);
 	return err;
 }
 
-static int shm_dump_contents(struct img_dir *dir, int id, uint64_t size)
+static int shm_dump_contents(struct img_dir *dir, pid_t root, int id, uint64_t size)
 {
 	char name[32];
 	void *addr;
@@ -87,14 +87,15 @@ static int shm_dump_contents(struct img_dir *dir, int id, uint64_t size)
 	if (addr == (void *)-1)
 		return pr_errno(-errno, "SysV shm %d: cannot attach it to read its contents", id);
 	shm_image_id(name, sizeof(name), id);
-	err = shm_check_pages(id, addr);
+	err = shm_check_pages(root, id, addr);
 	if (!err)
 		err = mem_sysv_dump(dir, name, addr, size);
 	shmdt(addr);
 	return err;
 }
 
-static int shm_dump_one(struct img *img, struct img_dir *dir, int id, const struct shmid_ds *ds)
+static int shm_dump_one(struct img *img, struct img_dir *dir, pid_t root, int id,
+			const struct shmid_ds *ds)
 {
 	IpcShmEntry e = IPC_SHM_ENTRY__INIT;
 	int err;
@@ -105,7 +106,7 @@ static int shm_dump_one(struct img *img, struct img_dir *dir, int id, const stru
 	e.size = ds->shm_segsz;
 	e.has_removed = e.removed = ds->shm_perm.mode & SHM_DEST;
 	e.has_locked = e.locked = ds->shm_perm.mode & SHM_LOCKED;
-	err = shm_dump_contents(dir, id, e.size);
+	err = shm_dump_contents(dir, root, id, e.size);
 	if (!err)
 		err = img_write_msg(img, &e.base);
 	ipc_perm_entry__free_unpacked(e.perm, NULL);
@@ -135,7 +136,7 @@ static int shm_dump(struct img_dir *dir, pid_t root)
 		if (id < 0)
 			err = pr_errno(-errno, "pid %d: cannot read SysV shm index %d", root, idx);
 		else
-			err = shm_dump_one(img, dir, id, &ds);
+			err = shm_dump_one(img, dir, root, id, &ds);
 	}
 	return err ? (img_close(img), err) : img_close(img);
 }
