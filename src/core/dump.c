@@ -333,6 +333,8 @@ int crest_dump(const struct crest_opts *opts)
 	ret = imgdir_open_write(opts->images_dir, &ctx.dir);
 	if (ret)
 		return ret;
+	/* zstd's fastest regular level: compression must keep up with the copy (issue 5). */
+	imgdir_set_compress(ctx.dir, opts->compress ? 1 : 0);
 	ret = run_stages(&ctx);
 	if (!ret) {
 		if (opts->leave_running)

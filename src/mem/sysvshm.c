@@ -19,21 +19,23 @@
 #define PAGE 4096UL
 
 /*
- * Copies pages [from, to) of the attach into the writer, through the reused page buffer. The
- * run holds only pages the segment has, so MADV_POPULATE_READ (5.14+) maps them all in one
- * call instead of one fault each (KERNEL-NOTES 9b) and allocates nothing.
+ * Hands pages [from, to) of the attach to the page pipe, one buffer at a time. The run holds
+ * only pages the segment has, so MADV_POPULATE_READ (5.14+) maps them all in one call instead
+ * of one fault each (KERNEL-NOTES 9b) and allocates nothing.
  */
-static int sysv_copy_run(struct page_writer *pw, char *buf, const char *addr, uint64_t from,
-			 uint64_t to)
+static int sysv_copy_run(struct page_pipe *pp, const char *addr, uint64_t from, uint64_t to)
 {
 	if (madvise((void *)(addr + from), to - from, MADV_POPULATE_READ))
 		pr_debug("MADV_POPULATE_READ failed (%s): pages fault in one by one", strerror(errno));
 	while (from < to) {
 		size_t len = MIN(to - from, (uint64_t)page_buf_size());
+		char *buf = page_pipe_buf(pp);
 		int err;
 
+		if (!buf)
+			return -EIO;	/* the writer failed; page_pipe_close says why */
 		memcpy(buf, addr + from, len);
-		err = page_writer_add(pw, from, buf, len);
+		err = page_pipe_add(pp, buf, from, len, false);
 		if (err)
 			return err;
 		from += len;
@@ -50,32 +52,28 @@ int mem_sysv_dump(struct img_dir *dir, const char *id, const char *addr, uint64_
 {
 	uint64_t len = ALIGN_UP(size, PAGE), npages = len / PAGE;
 	_cleanup_free_ unsigned char *vec = xmalloc(npages + 1);
-	struct page_writer pw;
-	char *buf;
-	int err;
+	struct page_pipe *pp;
+	int err, closed;
 
 	if (!vec)
 		return -ENOMEM;
 	if (len && mincore((void *)addr, len, vec))
 		return pr_errno(-errno, "segment %s: mincore failed", id);
-	buf = page_buf_alloc();
-	if (!buf)
-		return -ENOMEM;
-	err = page_writer_open(&pw, dir, id);
+	err = page_pipe_open(dir, id, &pp);
+	if (err)
+		return err;
 	for (uint64_t p = 0; !err && p < npages;) {
 		uint64_t end = p;
 
 		while (end < npages && (vec[end] & 1))
 			end++;
 		if (end > p)
-			err = sysv_copy_run(&pw, buf, addr, p * PAGE, end * PAGE);
+			err = sysv_copy_run(pp, addr, p * PAGE, end * PAGE);
 		p = end + 1;
 	}
-	if (!err)
-		err = page_writer_close(&pw);
-	else if (pw.pages)
-		page_writer_close(&pw);
-	page_buf_free(buf);
+	closed = page_pipe_close(pp, NULL);
+	if (closed && (!err || err == -EIO))
+		err = closed;
 	return err;
 }
 
@@ -85,22 +83,27 @@ struct sysv_fill {
 	uint64_t len;
 };
 
-static char *sysv_dest(void *arg, uint64_t off, uint64_t len)
+static bool sysv_dest(void *arg, uint64_t off, uint64_t len, struct fill_dest *dest)
 {
 	struct sysv_fill *f = arg;
 
 	if (off + len > f->len || off + len < off) {
 		pr_err("pagemap-%s.img: data at %" PRIu64 " past the segment's size %" PRIu64, f->id,
 		       off, f->len);
-		return NULL;
+		return false;
 	}
-	return f->addr + off;
+	dest->addr = f->addr + off;
+	dest->area = 0;
+	return true;
 }
+
+/* No bridging: a hole of the segment stays a hole (memory use, like a shmem object's). */
+static const struct fill_ops sysv_fill_ops = { .dest_of = sysv_dest };
 
 int mem_sysv_fill(struct img_dir *dir, const char *id, char *addr, uint64_t size)
 {
 	struct sysv_fill fill = { id, addr, ALIGN_UP(size, PAGE) };
 	uint64_t bytes = 0;
 
-	return mem_fill_pages(dir, id, sysv_dest, &fill, &bytes);
+	return mem_fill_pages(dir, id, &sysv_fill_ops, &fill, &bytes);
 }
