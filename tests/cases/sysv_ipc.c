@@ -10,7 +10,8 @@
  *      still attached (nattch 1) and readable.
  *   C  key 0x5ee3, 1 MiB, data only in pages 0 and 100: the child attaches it SHM_RDONLY; the
  *      root attaches it too and unmaps its first page (an attach that starts at offset 4096).
- *   D  key 0x5ee6, 4096 bytes, attached by nobody, owner 1234:5678, mode 0604.
+ *   D  key 0x5ee6, 4096 bytes, owner 1234:5678, mode 0604: the child attaches it
+ *      SHM_RDONLY | SHM_EXEC, which must come back as an "r-xs" mapping.
  *   sem  key 0x5ee4: 3 semaphores 1, 7, 0; owner 1234:5678, mode 0660.
  *   msg  key 0x5ee5: messages (3 "first") (1 "second") (3 "third") (2 ""), qbytes 4000.
  *   kernel.msgmnb of the namespace set to 12345.
@@ -49,7 +50,7 @@ static const struct { long type; const char *text; } msgs[] = {
 #define NMSGS (sizeof(msgs) / sizeof(msgs[0]))
 
 static int id_a, id_b, id_c, id_d, id_sem, id_msg;
-static char *at_a, *at_b, *at_c, *at_c_part;
+static char *at_a, *at_b, *at_c, *at_c_part, *at_d;
 
 static char pattern(size_t off, int seed)
 {
@@ -201,7 +202,7 @@ static void check_shm(void)
 	case_check(same(at_b, SIZE_B, 2), "shm B: contents differ");
 	case_check(same(at_c_part + 100 * 4096, 4096, 4), "shm C, attached from its page 1: contents differ");
 	case_check(d.shm_perm.uid == 1234 && d.shm_perm.gid == 5678 &&
-		   (d.shm_perm.mode & 0777) == 0604 && d.shm_nattch == 0,
+		   (d.shm_perm.mode & 0777) == 0604 && d.shm_nattch == 1,
 		   "shm D: owner %u:%u mode %o nattch %lu", d.shm_perm.uid, d.shm_perm.gid,
 		   d.shm_perm.mode, d.shm_nattch);
 	p = shmat(id_d, NULL, SHM_RDONLY);
@@ -264,12 +265,29 @@ static void sabotage(void)
 	}
 }
 
+/* The protection of our mapping at addr, as /proc/self/maps shows it ("r-xs"). */
+static void maps_perms(const void *addr, char *perms)
+{
+	char line[512], want[32];
+	FILE *f = fopen("/proc/self/maps", "re");
+
+	strcpy(perms, "none");
+	snprintf(want, sizeof(want), "%lx-", (unsigned long)addr);
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, want, strlen(want)))
+			sscanf(line, "%*s %4s", perms);
+	if (f)
+		fclose(f);
+}
+
 /* The child: A inherited at the same address, C attached read-only; says so on fd done. */
 static void child(int done)
 {
 	struct shmid_ds c;
+	char perms[8];
 
 	at_c = attach(id_c, SHM_RDONLY);
+	at_d = attach(id_d, SHM_RDONLY | SHM_EXEC);
 	if (write(done, "x", 1) != 1)
 		case_die("pipe: %m");
 	close(done);
@@ -280,6 +298,13 @@ static void child(int done)
 		   "shm C: contents differ");
 	case_check(at_c[50 * 4096] == 0, "shm C: a page never written is not zero");
 	case_check(same(at_a, SIZE_A, 1), "shm A in the child: contents differ");
+	maps_perms(at_c, perms);
+	case_check(!strcmp(perms, "r--s"), "shm C: mapped %s, want r--s", perms);
+	maps_perms(at_d, perms);
+	case_check(!strcmp(perms, "r-xs"), "shm D: mapped %s, want r-xs", perms);
+	case_check(same(at_d, SIZE_D, 6), "shm D in the child: contents differ");
+	case_check(mprotect(at_d, SIZE_D, PROT_READ | PROT_WRITE) != 0,
+		   "shm D: mprotect to read-write works: attached writable, not SHM_RDONLY");
 	memcpy(at_a + MARK_OFF, "child was here", 14);
 	case_child_exit();
 }
