@@ -12,7 +12,8 @@
  * the tree's own namespace and every process of the tree is stopped (a task stopped in
  * mq_receive/mq_send left the syscall and is not waiting on the queue). A queue with an
  * mq_notify registration is refused before anything is taken: putting the first message back
- * would fire and consume it, and its sigevent cannot be read back anyway.
+ * would fire and consume it, and its sigevent cannot be read back anyway. What the tree can see
+ * of this: the queue file's access and modification times.
  */
 #define LOG_PREFIX "ns/ipc-mq: "
 #include "ns/internal.h"
