@@ -341,7 +341,10 @@ int crest_dump(const struct crest_opts *opts)
 			pstree_release(&ctx.tree);
 		else
 			pstree_kill(&ctx.tree);
+		/* Frozen until killed: tearing down the dead tree's memory is not freeze time. */
 		stats_mark_thawed(&ctx.stats);
+		if (!opts->leave_running)
+			pstree_wait_killed(&ctx.tree);
 		pr_info("dumped %zu process(es) of pid %d to %s", ctx.tree.nr, opts->pid,
 			opts->images_dir);
 		if (opts->display_stats)

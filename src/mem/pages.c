@@ -81,7 +81,7 @@ static int dump_region(struct dump_pages_ctx *c, const VmaEntry *vma, uint64_t s
 
 	while (start < end) {
 		size_t len = MIN(end - start, page_buf_size());
-		char *buf = page_pipe_buf(c->pp);
+		char *buf = page_pipe_buf(c->pp, len);
 		int ret;
 
 		if (!buf)

@@ -12,12 +12,12 @@ struct img_dir;
 /*
  * The page pipe (page-pipe.c) writes pagemap-<id>.img and pages-<id>.img: the caller fills
  * buffers with memory, a writer thread writes them. Usage: page_pipe_open, then for each
- * chunk page_pipe_buf (a free buffer of page_buf_size() bytes; NULL once the pipe failed) and
- * page_pipe_add, and page_pipe_close, which returns the first error of either side.
+ * chunk page_pipe_buf (a free buffer of page_buf_size() bytes, ready for the len bytes the
+ * caller will put in it; NULL once the pipe failed) and page_pipe_add, and page_pipe_close, which returns the first error of either side.
  */
 struct page_pipe;
 int page_pipe_open(struct img_dir *dir, const char *id, struct page_pipe **ret);
-char *page_pipe_buf(struct page_pipe *pp);
+char *page_pipe_buf(struct page_pipe *pp, size_t len);
 /*
  * Hands buf, holding len bytes (whole pages) of memory from vaddr, to the writer. All-zero
  * pages are dropped unless keep_zero: that is right only where a page left out reads as zero

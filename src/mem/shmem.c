@@ -81,7 +81,7 @@ static int shmem_copy(int fd, uint64_t size, struct page_pipe *pp, const char *n
 		hole = ALIGN_UP(hole, PAGE);
 		while (!ret && data < hole) {
 			size_t len = MIN((size_t)(hole - data), page_buf_size());
-			char *buf = page_pipe_buf(pp);
+			char *buf = page_pipe_buf(pp, len);
 
 			if (!buf)
 				return -EIO;	/* the writer failed; page_pipe_close says why */
