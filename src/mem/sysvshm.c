@@ -29,7 +29,7 @@ static int sysv_copy_run(struct page_pipe *pp, const char *addr, uint64_t from, 
 		pr_debug("MADV_POPULATE_READ failed (%s): pages fault in one by one", strerror(errno));
 	while (from < to) {
 		size_t len = MIN(to - from, (uint64_t)page_buf_size());
-		char *buf = page_pipe_buf(pp);
+		char *buf = page_pipe_buf(pp, len);
 		int err;
 
 		if (!buf)
