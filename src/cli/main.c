@@ -55,8 +55,9 @@ static const struct verb verbs[] = {
 	{ "run", cmd_run,
 	  "crest run [options] [--] CMD [ARGS...]\n"
 	  "  Start CMD so that it can be checkpointed with its namespaces: in new uts and ipc\n"
-	  "  namespaces, as the leader of its own session, detached. Print its PID and return\n"
-	  "  at once. Put -- before CMD when CMD or its arguments start with '-'.\n"
+	  "  namespaces (whose SysV and POSIX IPC objects a dump saves), as the leader of its\n"
+	  "  own session, detached. Print its PID and return at once. Put -- before CMD when\n"
+	  "  CMD or its arguments start with '-'.\n"
 	  "  -i, --stdin FILE        its standard input (default /dev/null)\n"
 	  "  -O, --stdout FILE       its standard output, appended to (default /dev/null)\n"
 	  "  -E, --stderr FILE       its standard error, appended to (default /dev/null)\n"
