@@ -30,6 +30,9 @@ static const struct verb verbs[] = {
 	  "      --file-locks        save file locks (without it, a held lock fails the dump)\n"
 	  "      --ext-unix-sk       allow unix sockets whose peer is outside the tree\n"
 	  "      --tcp-established   CRIU's option; established TCP is not supported yet\n"
+	  "      --tcp-close         save TCP connections as closed: after restore the program\n"
+	  "                          finds each reset by its peer (ECONNRESET, then end of file;\n"
+	  "                          writes fail with EPIPE), with its fd number and options\n"
 	  "      --compress          compress page data (zstd, in independent 1 MiB chunks)\n"
 	  "      --display-stats     print the time of each stage\n" },
 	{ "restore", cmd_restore,
@@ -41,8 +44,8 @@ static const struct verb verbs[] = {
 	  "      --pidfile FILE      write the restored root's PID to FILE\n"
 	  "  -j, --shell-job         put a shell job onto crest's own terminal\n"
 	  "      --ext-unix-sk       reconnect unix sockets whose peer was outside the tree\n"
-	  "      --tcp-close         CRIU's option; accepted, but established TCP connections\n"
-	  "                          are refused at dump for now, so images hold none\n"
+	  "      --tcp-close         CRIU's option; accepted: connections are closed already by\n"
+	  "                          `crest dump --tcp-close`, images hold no live ones\n"
 	  "      --no-thp            fill memory in 4 KiB pages only (slower); by default whole\n"
 	  "                          2 MiB blocks are filled as transparent huge pages\n"
 	  "      --display-stats     print the time of each stage\n" },
@@ -52,8 +55,9 @@ static const struct verb verbs[] = {
 	{ "run", cmd_run,
 	  "crest run [options] [--] CMD [ARGS...]\n"
 	  "  Start CMD so that it can be checkpointed with its namespaces: in new uts and ipc\n"
-	  "  namespaces, as the leader of its own session, detached. Print its PID and return\n"
-	  "  at once. Put -- before CMD when CMD or its arguments start with '-'.\n"
+	  "  namespaces (whose SysV and POSIX IPC objects a dump saves), as the leader of its\n"
+	  "  own session, detached. Print its PID and return at once. Put -- before CMD when\n"
+	  "  CMD or its arguments start with '-'.\n"
 	  "  -i, --stdin FILE        its standard input (default /dev/null)\n"
 	  "  -O, --stdout FILE       its standard output, appended to (default /dev/null)\n"
 	  "  -E, --stderr FILE       its standard error, appended to (default /dev/null)\n"

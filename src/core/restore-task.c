@@ -90,7 +90,7 @@ int restore_fork(struct restore_ctx *ctx, struct rproc *rp)
 	}
 	if (pid == 0) {
 		/* Namespaces it made are filled in before anything else runs in them. */
-		int ret = rp->clone_flags ? ns_restore_root(ctx->ns) : 0;
+		int ret = rp->clone_flags ? ns_restore_root(ctx->dir, ctx->ns) : 0;
 
 		if (ret)
 			restore_fail(ctx, ret);
@@ -197,7 +197,11 @@ static int open_owned(struct restore_ctx *ctx, struct rproc *rp)
 
 		if (ctx->shmem[i].owner != pid)
 			continue;
-		ret = mem_shmem_create(ctx->dir, ctx->shmem[i].vma, &fd);
+		if (ctx->shmem[i].file_id)	/* created just above, by its kind */
+			ret = mem_shmem_adopt(ctx->dir, ctx->shmem[i].vma,
+					      ctx->svc_base + ctx->shmem[i].file_id - 1, &fd);
+		else
+			ret = mem_shmem_create(ctx->dir, ctx->shmem[i].vma, &fd);
 		if (!ret)
 			ret = to_svc(fd, svc_fd_of_shmem(ctx, i));
 		if (ret)
@@ -400,6 +404,8 @@ __attribute__((noreturn)) void restore_task(struct restore_ctx *ctx, struct rpro
 
 	ctx->slots[rp->idx].pid = getpid();
 	ret = setup_session(ctx, rp);
+	if (!ret)	/* before the children: they inherit a controlling terminal */
+		ret = files_restore_session(ctx->files, rp->pe->pid);
 	for (size_t i = 0; !ret && i < rp->nr_children; i++)
 		ret = restore_fork(ctx, rp->children[i]);
 	if (ret)
@@ -422,7 +428,10 @@ __attribute__((noreturn)) void restore_task(struct restore_ctx *ctx, struct rpro
 	if (ret)
 		restore_fail(ctx, ret);
 	stage_barrier(ctx, RS_TAKE);
-	ret = restore_cwd_umask(rp);
+	/* Every process has attached its SysV segments: the root may now remove the marked ones. */
+	ret = rp->clone_flags ? ns_restore_late(ctx->dir, ctx->ns) : 0;
+	if (!ret)
+		ret = restore_cwd_umask(rp);
 	if (!ret)
 		ret = restore_fdtable(ctx, rp);
 	if (ret)

@@ -29,6 +29,11 @@ enum img_magic {
 	IMG_MAGIC_FDINFO    = 0x43524907,
 	IMG_MAGIC_PIPE_DATA = 0x43524908,
 	IMG_MAGIC_NS        = 0x43524909,	/* ns.img: the tree's own namespaces */
+	IMG_MAGIC_IPC_VAR   = 0x43524920,	/* ipc-var.img: sysctls of the tree's ipc namespace */
+	IMG_MAGIC_IPC_SHM   = 0x43524921,	/* ipc-shm.img: SysV shared memory segments */
+	IMG_MAGIC_IPC_SEM   = 0x43524922,	/* ipc-sem.img: SysV semaphore sets */
+	IMG_MAGIC_IPC_MSG   = 0x43524923,	/* ipc-msg.img: SysV message queues */
+	IMG_MAGIC_IPC_MQ    = 0x43524924,	/* ipc-mq.img: POSIX message queues */
 	IMG_MAGIC_RAW       = 0,		/* pages-*.img: raw, page-aligned data */
 };
 
@@ -49,6 +54,8 @@ int imgdir_open_read(const char *path, struct img_dir **ret);
 const Inventory *imgdir_inventory(const struct img_dir *dir);
 const char *imgdir_path(const struct img_dir *dir);
 int imgdir_fd(const struct img_dir *dir);
+/* Write side: whether file name was written (and closed) through dir in this session. */
+bool imgdir_written(const struct img_dir *dir, const char *name);
 /*
  * Completes a dump: fills inv->files from every file created through this dir (size and
  * XXH64 of each), writes inventory.img last (via a temporary name and rename) and fsyncs.
