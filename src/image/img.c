@@ -586,13 +586,12 @@ static int img_wbuf_room(struct img *img, size_t len)
  * Appends bytes to the file, keeping the checksum. Large chunks (pages) go to write(2)
  * directly: copying gigabytes through a buffer would only cost time.
  */
-static int img_emit(struct img *img, const void *data, size_t len)
+static int img_emit_hashed(struct img *img, const void *data, size_t len)
 {
 	int err;
 
 	if (img->err)
 		return img->err;
-	xxh64_update(&img->xs, data, len);
 	img->size += len;
 	if (len >= WBUF_SIZE) {
 		err = img_flush(img);
@@ -609,6 +608,13 @@ static int img_emit(struct img *img, const void *data, size_t len)
 	memcpy(img->wbuf + img->wlen, data, len);
 	img->wlen += len;
 	return 0;
+}
+
+static int img_emit(struct img *img, const void *data, size_t len)
+{
+	if (!img->err)
+		xxh64_update(&img->xs, data, len);
+	return img_emit_hashed(img, data, len);
 }
 
 static struct img *img_create_file(struct img_dir *dir, struct img *img)
@@ -704,13 +710,28 @@ int img_write_msg(struct img *img, const ProtobufCMessage *msg)
 	return 0;
 }
 
-int img_write_raw(struct img *img, const void *buf, size_t len)
+static int check_raw_writing(struct img *img)
 {
 	if (!img->writing || img->magic != IMG_MAGIC_RAW) {
 		pr_err("%s: not a raw file opened for writing", img->name);
 		return -EINVAL;
 	}
-	return img_emit(img, buf, len);
+	return 0;
+}
+
+int img_write_raw(struct img *img, const void *buf, size_t len)
+{
+	return check_raw_writing(img) ?: img_emit(img, buf, len);
+}
+
+void img_raw_hash(struct img *img, const void *buf, size_t len)
+{
+	xxh64_update(&img->xs, buf, len);
+}
+
+int img_write_raw_hashed(struct img *img, const void *buf, size_t len)
+{
+	return check_raw_writing(img) ?: img_emit_hashed(img, buf, len);
 }
 
 /* Remembers a finished file for the inventory; a file created twice is listed once. */

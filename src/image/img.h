@@ -127,6 +127,13 @@ void img_free_all(ProtobufCMessage **msgs, size_t nr);
 /* Raw data (pages): appends len bytes; the checksum is updated. */
 int img_write_raw(struct img *img, const void *buf, size_t len);
 /*
+ * The same in two halves, for a writer that checksums on one thread and writes on another
+ * (the page pipe): img_raw_hash() takes bytes into the checksum, in file order, and
+ * img_write_raw_hashed() writes bytes that went through it. Only one thread may call each.
+ */
+void img_raw_hash(struct img *img, const void *buf, size_t len);
+int img_write_raw_hashed(struct img *img, const void *buf, size_t len);
+/*
  * Reads len bytes of a raw file into buf, sequentially, verifying the checksum when the last
  * byte is read. Returns 0, or -errno (EIO with a message naming the file on a bad checksum).
  */

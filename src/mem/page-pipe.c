@@ -2,8 +2,8 @@
  * The page pipe: how page contents reach pagemap-<id>.img and pages-<id>.img at dump.
  *
  * The dumping thread fills buffers with a process's memory (process_vm_readv), drops the
- * all-zero pages and packs the rest to the front while the buffer is still in cache; a
- * writer thread turns the runs into pagemap entries and checksums and writes the data. The
+ * all-zero pages, packs the rest to the front and checksums them while the buffer is still
+ * in cache; a writer thread turns the runs into pagemap entries and writes the data. The
  * two halves cost about the same, so on two cores the copy out of the target and the write
  * into the image overlap instead of taking turns.
  */
@@ -114,7 +114,7 @@ static int write_slot(struct page_pipe *pp, const struct page_slot *slot)
 	}
 	if (!ret && slot->len)
 		ret = pp->zw ? zchunk_write(pp->zw, pp->pages, slot->buf, slot->len) :
-			       img_write_raw(pp->pages, slot->buf, slot->len);
+			       img_write_raw_hashed(pp->pages, slot->buf, slot->len);
 	pp->bytes += slot->len;
 	return ret;
 }
@@ -287,6 +287,14 @@ int page_pipe_add(struct page_pipe *pp, char *buf, uint64_t vaddr, size_t len, b
 	if (buf != slot->buf)
 		return pr_errno(-EINVAL, "page pipe: buffer handed back out of turn");
 	pack_slot(slot, vaddr, len, keep_zero);
+	/*
+	 * Raw data is checksummed here, while it is in cache, and written by the writer:
+	 * that way the two threads have about the same work (the write into tmpfs costs
+	 * about as much as the copy out of the target). Compressed chunks are checksummed
+	 * as they are written.
+	 */
+	if (!pp->zw && slot->len)
+		img_raw_hash(pp->pages, slot->buf, slot->len);
 	slot->break_first = pp->pending_break;
 	pp->pending_break = false;
 	pthread_mutex_lock(&pp->lock);
