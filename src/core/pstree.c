@@ -278,9 +278,11 @@ void pstree_kill(struct pstree *tree)
 	/*
 	 * A killed tracee needs no detach: its exit ends the trace. Waiting for each exit
 	 * (tracers are notified) means that when dump returns the tree is gone, and only its
-	 * parent's reaping stands between the user and a restore with the same pids.
+	 * parent's reaping stands between the user and a restore with the same pids. Children
+	 * first: the init of a pid namespace does not finish exiting before every process of
+	 * its namespace is reaped, and a traced one is reaped only after crest waited for it.
 	 */
-	for (size_t i = 0; i < tree->nr; i++)
+	for (size_t i = tree->nr; i-- > 0;)
 		/* The leader's exit is reported only after every other thread's: it goes last. */
 		for (size_t t = tree->procs[i].nr_threads; t-- > 0;)
 			while (waitpid(tree->procs[i].threads[t], NULL, __WALL) < 0 && errno == EINTR)

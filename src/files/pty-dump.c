@@ -23,6 +23,7 @@
 #include <sys/ioctl.h>
 
 #include "cli/opts.h"
+#include "ns/pidns.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -162,6 +163,9 @@ int pty_dump_master(const struct fd_dump_arg *a, TtyEnd *te)
 		err = pty_tree_check_session(a, index, ps->sid);
 	if (!err)
 		err = pty_tree_check_outside(a, index);
+	/* TIOCGSID and TIOCGPGRP answer in crest's pid namespace; the image keeps the tree's. */
+	ps->sid = pidns_view(ps->sid);
+	ps->pgrp = pidns_view(ps->pgrp);
 	return err;
 }
 
@@ -199,8 +203,8 @@ static int dump_session_of_slave(uint32_t index, PtySlave *ps)
 	if (err)
 		return err;
 	ps->has_sid = ps->has_pgrp = true;
-	ps->sid = sid;
-	ps->pgrp = pgrp;
+	ps->sid = pidns_view(sid);	/* /proc/PID/stat: crest's pid namespace */
+	ps->pgrp = pidns_view(pgrp);
 	return 0;
 }
 

@@ -16,6 +16,7 @@
 #include <sys/uio.h>
 
 #include "image/img.h"
+#include "ns/pidns.h"
 #include "pagemap.pb-c.h"
 #include "util/kernel-compat.h"
 #include "util/log.h"
@@ -250,7 +251,8 @@ int mem_dump_pages(struct img_dir *dir, pid_t pid, const struct mem_map *map, ui
 	c->buf = page_buf_alloc();
 	if (c->pagemap_fd < 0 || c->mem_fd < 0 || !c->buf)
 		goto out;
-	snprintf(id, sizeof(id), "%d", pid);
+	/* Images name a process by the pid the tree sees. */
+	snprintf(id, sizeof(id), "%d", pidns_view(pid));
 	ret = page_writer_open(&c->pw, dir, id);
 	/* Runs end at mapping boundaries: restore puts each run into one premapped area. */
 	for (size_t i = 0; !ret && i < map->nr_vmas; i++) {

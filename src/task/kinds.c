@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ns/pidns.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -188,7 +189,7 @@ static int restore_final_kind(const struct task_kind *kind, struct infect_ctl *c
 	for (size_t t = 0; !ret && kind->restore_thread_final && t < nr; t++) {
 		ret = find_record(threads[t]->tid, kind, threads[t]->extras, threads[t]->n_extras, &rec);
 		if (!ret && rec)
-			ret = kind->restore_thread_final(ctl, threads[t]->tid, rec);
+			ret = kind->restore_thread_final(ctl, pidns_host(threads[t]->tid), rec);
 		if (rec)
 			protobuf_c_message_free_unpacked(rec, NULL);
 	}
