@@ -316,3 +316,39 @@ def test_setns_process_refused(tree):
     finally:
         ent.kill()
         ent.wait()
+
+
+def prog_pids(prog):
+    """Host pids of every live process running prog."""
+    found = set()
+    for pid in map(int, filter(str.isdigit, os.listdir("/proc"))):
+        try:
+            if os.readlink(f"/proc/{pid}/exe") == str(prog) and proc_stat(pid)[0] not in "ZX":
+                found.add(pid)
+        except (OSError, TypeError):
+            pass
+    return found
+
+
+@pytest.mark.parametrize("how", ["pidfile", "missing_file"])
+def test_failed_restore_leaves_nothing(tree, prog, how):
+    """A restore that fails after the tree is created (the pidfile cannot be written), or
+    while it is being created (a file it had open is gone), kills the whole new namespace."""
+    out, img = tree.workdir / "out", tree.workdir / "img"
+    orig = start(tree, prog, out)
+    tree.dump(img, "-R")
+    before = prog_pids(prog)
+    assert orig in before
+    if how == "pidfile":
+        args = ["--pidfile", tree.workdir / "no" / "pid"]
+    else:
+        args = []
+        os.kill(orig, 9)
+        tree.wait_adopted(orig)
+        out.unlink()
+        before.discard(orig)
+    call = tree.crest("restore", "-D", img, "-d", *args, log=False)
+    assert call.rc != 0, "the restore succeeded: want a failure"
+    assert ("pidfile" if how == "pidfile" else str(out)) in call.stderr, call.stderr
+    wait_for(lambda: prog_pids(prog) <= before, "the half-restored namespace to die", 5.0)
+    reap_zombies()

@@ -20,6 +20,7 @@ extern const struct task_kind task_kind_posix_timers;
 extern const struct task_kind task_kind_sigaltstack;
 extern const struct task_kind task_kind_robust_list;
 extern const struct task_kind task_kind_prctl_misc;
+extern const struct task_kind task_kind_fsroot;
 extern const struct task_kind task_kind_seccomp;
 extern const struct task_kind task_kind_creds;
 extern const struct task_kind task_kind_seccomp_strict;
@@ -33,6 +34,8 @@ const struct task_kind *const task_kinds[] = {
 	&task_kind_sigaltstack,
 	&task_kind_robust_list,
 	&task_kind_prctl_misc,
+	/* After everything that needs crest's paths; chroot needs crest's CAP_SYS_CHROOT. */
+	&task_kind_fsroot,
 	/*
 	 * Last, in this order (see task/seccomp.c): filters while the thread still has crest's
 	 * CAP_SYS_ADMIN and no no_new_privs for TSYNC to spread; then credentials, which take
