@@ -21,13 +21,19 @@ from crestlib import descendants, proc_stat, reap_zombies
 
 # argv[1]: the output file (also stdout). Root: pid 1 of its namespace, with a child that has
 # a second thread and a child of its own, and a zombie child. On SIGTERM (pid 1 ignores
-# signals without a handler, so it has one) everyone checks its ids, children first.
+# signals without a handler, so it has one) everyone checks its ids, children first. Pids
+# kept in kernel objects: the child owns a socket (F_SETOWN), ends its child through a pidfd,
+# and its thread has a POSIX timer signalling that thread (SIGEV_THREAD_ID; the driver
+# checks its target in /proc/PID/timers).
 PROG_C = r"""
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <time.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -78,7 +84,14 @@ static void wait_term(void)
 
 static void *thread_main(void *arg)
 {
+	struct sigevent sev = { .sigev_notify = SIGEV_THREAD_ID, .sigev_signo = SIGURG };
+	struct itimerspec its = { .it_value = { 3600, 0 } };
+	timer_t timer;
+
 	(void)arg;
+	sev._sigev_un._tid = syscall(SYS_gettid);
+	if (timer_create(CLOCK_MONOTONIC, &sev, &timer) || timer_settime(timer, 0, &its, NULL))
+		say("FAIL: setup: timer_create\n");
 	thread_tid = syscall(SYS_gettid);
 	while (!checking)
 		usleep(10000);
@@ -106,17 +119,28 @@ static int child(int ready)
 	struct ids was = now();
 	pthread_t th;
 	pid_t gc = fork();
-	int bad;
+	int bad = 0, pfd, p[2];
 
 	if (gc == 0)
 		_exit(grandchild());
+	pfd = syscall(SYS_pidfd_open, gc, 0);
+	if (pfd < 0 || socketpair(AF_UNIX, SOCK_STREAM, 0, p) || fcntl(p[0], F_SETOWN, getpid()))
+		say("FAIL: setup: pidfd or F_SETOWN\n");
 	pthread_create(&th, NULL, thread_main, NULL);
 	while (!thread_tid)
 		usleep(1000);
 	write(ready, "r", 1);
 	wait_term();
-	kill(gc, SIGTERM);
-	bad = status_of(gc) != 0;
+	if (fcntl(p[0], F_GETOWN) != was.pid) {
+		say("FAIL: child: F_GETOWN %d, want %d\n", fcntl(p[0], F_GETOWN), was.pid);
+		bad = 1;
+	}
+	if (syscall(SYS_pidfd_send_signal, pfd, SIGTERM, NULL, 0)) {
+		say("FAIL: child: the pidfd of its child does not signal it\n");
+		kill(gc, SIGTERM);
+		bad = 1;
+	}
+	bad |= status_of(gc) != 0;
 	checking = 1;
 	pthread_join(th, NULL);
 	if (thread_bad)
@@ -201,6 +225,15 @@ def inner_view(root):
     return view
 
 
+def timer_targets(root):
+    """Inner tids that the POSIX timers of the tree of host pid root signal."""
+    found = []
+    for pid in descendants(root):
+        with open(f"/proc/{pid}/timers") as f:
+            found += [nspid(int(l.split(".")[-1]))[-1] for l in f if "tid." in l]
+    return found
+
+
 def one_error_line(call):
     assert call.rc not in (0, None), f"crest {call.args[0]} succeeded: want a refusal"
     lines = [l for l in call.stderr.splitlines() if l.strip()]
@@ -242,14 +275,16 @@ def test_copy_beside_original(tree, prog):
     same pids inside, different host pids, and each passes its own checks."""
     img = tree.workdir / "img"
     orig = start(tree, prog, tree.workdir / "out")
-    before = inner_view(orig)
+    before, timers = inner_view(orig), timer_targets(orig)
     assert len(before) == 4 and 1 in before, f"unexpected tree: {before}"
+    assert len(timers) == 1 and timers[0] != 2, f"unexpected timers: {timers}"
     tree.dump(img, "-R")
     assert inner_view(orig) == before, "the --leave-running dump changed the tree"
     copies = [restore(tree, img, "a"), restore(tree, img, "b")]
     assert orig not in copies and copies[0] != copies[1]
     for root in copies:
         assert inner_view(root) == before, f"copy {root}: {inner_view(root)} != {before}"
+        assert timer_targets(root) == timers, f"copy {root}: timers signal {timer_targets(root)}"
     for root in copies + [orig]:
         check_and_end(tree, root, f"the tree of {root}")
 
