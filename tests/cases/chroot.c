@@ -75,7 +75,8 @@ static __attribute__((noreturn)) void child(int *p)
 		case_die("C: write to setup pipe: %m");
 	close(p[1]);
 	case_wait();
-	if (case_sabotage("child_root") && chroot("/"))
+	if (case_sabotage("child_root") && ((mkdir("/deeper", 0755) && errno != EEXIST) ||
+					     chroot("/deeper")))
 		case_fail("sabotage failed: %m");
 	check_root();
 	case_child_exit();
