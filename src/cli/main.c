@@ -30,6 +30,7 @@ static const struct verb verbs[] = {
 	  "      --file-locks        save file locks (without it, a held lock fails the dump)\n"
 	  "      --ext-unix-sk       allow unix sockets whose peer is outside the tree\n"
 	  "      --tcp-established   CRIU's option; established TCP is not supported yet\n"
+	  "      --compress          compress page data (zstd, in independent 1 MiB chunks)\n"
 	  "      --display-stats     print the time of each stage\n" },
 	{ "restore", cmd_restore,
 	  "crest restore -D DIR [options]\n"
@@ -42,6 +43,8 @@ static const struct verb verbs[] = {
 	  "      --ext-unix-sk       reconnect unix sockets whose peer was outside the tree\n"
 	  "      --tcp-close         CRIU's option; accepted, but established TCP connections\n"
 	  "                          are refused at dump for now, so images hold none\n"
+	  "      --no-thp            fill memory in 4 KiB pages only (slower); by default whole\n"
+	  "                          2 MiB blocks are filled as transparent huge pages\n"
 	  "      --display-stats     print the time of each stage\n" },
 	{ "check", cmd_check,
 	  "crest check\n"
@@ -88,7 +91,8 @@ static void print_help(FILE *out)
 
 enum {
 	OPT_PIDFILE = 256, OPT_TIMEOUT, OPT_STATS, OPT_GHOST_LIMIT, OPT_FILE_LOCKS,
-	OPT_EXT_UNIX_SK, OPT_TCP_ESTABLISHED, OPT_TCP_CLOSE, OPT_HOSTNAME, OPT_TIMENS, OPT_PIDNS, OPT_NO_PIDNS,
+	OPT_EXT_UNIX_SK, OPT_TCP_ESTABLISHED, OPT_TCP_CLOSE, OPT_NO_THP, OPT_COMPRESS, OPT_HOSTNAME, OPT_TIMENS, OPT_PIDNS,
+	OPT_NO_PIDNS,
 };
 
 static const struct option long_opts[] = {
@@ -107,6 +111,8 @@ static const struct option long_opts[] = {
 	{ "ext-unix-sk", no_argument, NULL, OPT_EXT_UNIX_SK },
 	{ "tcp-established", no_argument, NULL, OPT_TCP_ESTABLISHED },
 	{ "tcp-close", no_argument, NULL, OPT_TCP_CLOSE },
+	{ "no-thp", no_argument, NULL, OPT_NO_THP },
+	{ "compress", no_argument, NULL, OPT_COMPRESS },
 	{ "stdin", required_argument, NULL, 'i' },
 	{ "stdout", required_argument, NULL, 'O' },
 	{ "stderr", required_argument, NULL, 'E' },
@@ -200,6 +206,8 @@ static int parse_options(int argc, char **argv, struct crest_opts *o, bool *help
 		case OPT_EXT_UNIX_SK: o->ext_unix_sk = true; break;
 		case OPT_TCP_ESTABLISHED: o->tcp_established = true; break;
 		case OPT_TCP_CLOSE: o->tcp_close = true; break;
+		case OPT_NO_THP: o->no_thp = true; break;
+		case OPT_COMPRESS: o->compress = true; break;
 		case 'i': o->run_stdin = optarg; break;
 		case 'O': o->run_stdout = optarg; break;
 		case 'E': o->run_stderr = optarg; break;

@@ -17,11 +17,13 @@ struct crest_opts {
 	const char *pidfile;		/* --pidfile */
 	int timeout_s;			/* --timeout, seconds to wait for tasks to stop */
 	bool display_stats;		/* --display-stats */
+	bool compress;			/* --compress: page data in zstd chunks */
 	unsigned long long ghost_limit;	/* --ghost-limit: largest deleted file saved (bytes) */
 	bool file_locks;		/* --file-locks: save and restore file locks */
 	bool ext_unix_sk;		/* --ext-unix-sk: unix peers outside the tree allowed */
 	bool tcp_established;		/* --tcp-established: save live TCP connections */
 	bool tcp_close;			/* --tcp-close: restore TCP connections closed */
+	bool no_thp;			/* --no-thp: restore memory in 4 KiB pages only */
 	const char *run_stdin;		/* run -i: the command's standard input (/dev/null) */
 	const char *run_stdout;		/* run -O: its standard output, appended (/dev/null) */
 	const char *run_stderr;		/* run -E: its standard error, appended (/dev/null) */

@@ -20,6 +20,7 @@
 #include "files/files.h"
 #include "task/task.h"
 #include "image/img.h"
+#include "image/zchunk.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -425,8 +426,13 @@ static bool is_raw_name(const char *name)
 	return !strncmp(base ? base + 1 : name, RAW_PREFIX, strlen(RAW_PREFIX));
 }
 
-static int print_raw(struct jw *w, uint64_t size)
+/*
+ * A page file: its size, and for one written with --compress (its chunk headers chain to
+ * its end) the number of chunks and the size of the data they hold.
+ */
+static int print_raw(struct jw *w, int fd, uint64_t size)
 {
+	uint64_t chunks, data_size;
 	int err = jw_open(w, '{');
 
 	if (err)
@@ -434,6 +440,12 @@ static int print_raw(struct jw *w, uint64_t size)
 	jw_key(w, "raw");
 	fputs("true", w->f);
 	jw_u64(w, "size", size);
+	if (fd >= 0 && !zchunk_scan(fd, size, &chunks, &data_size)) {
+		jw_key(w, "format");
+		jw_string(w, "zstd-chunks");
+		jw_u64(w, "chunks", chunks);
+		jw_u64(w, "data_size", data_size);
+	}
 	jw_close(w, '}');
 	return 0;
 }
@@ -531,7 +543,7 @@ static int show_file(struct jw *w, const char *path, int fd, const struct stat *
 		return -EINVAL;
 	}
 	if (is_raw_name(path))
-		return print_raw(w, st->st_size);
+		return print_raw(w, fd, st->st_size);
 	err = load_record_file(path, fd, st->st_size, &mf, &magic);
 	if (!err)
 		err = print_records(w, magic, next_mem_record, &mf);
@@ -564,8 +576,11 @@ static int show_dir_file(struct jw *w, struct img_dir *dir, const InvFile *f)
 	struct img *img;
 	int err;
 
-	if (is_raw_name(f->name))
-		return print_raw(w, f->size);
+	if (is_raw_name(f->name)) {
+		_cleanup_close_ int fd = openat(imgdir_fd(dir), f->name, O_RDONLY | O_CLOEXEC);
+
+		return print_raw(w, fd, f->size);
+	}
 	err = peek_magic(dir, f->name, &magic);
 	if (err)
 		return err;

@@ -352,13 +352,18 @@ int crest_dump(const struct crest_opts *opts)
 	ret = imgdir_open_write(opts->images_dir, &ctx.dir);
 	if (ret)
 		return ret;
+	/* zstd's fastest regular level: compression must keep up with the copy (issue 5). */
+	imgdir_set_compress(ctx.dir, opts->compress ? 1 : 0);
 	ret = run_stages(&ctx);
 	if (!ret) {
 		if (opts->leave_running)
 			pstree_release(&ctx.tree);
 		else
 			pstree_kill(&ctx.tree);
+		/* Frozen until killed: tearing down the dead tree's memory is not freeze time. */
 		stats_mark_thawed(&ctx.stats);
+		if (!opts->leave_running)
+			pstree_wait_killed(&ctx.tree);
 		pr_info("dumped %zu process(es) of pid %d to %s", ctx.tree.nr, opts->pid,
 			opts->images_dir);
 		if (opts->display_stats)

@@ -306,6 +306,10 @@ void pstree_kill(struct pstree *tree)
 	for (size_t i = tree->nr; i-- > 0;)
 		if (!tree->procs[i].zombie)
 			kill(tree->procs[i].pid, SIGKILL);
+}
+
+void pstree_wait_killed(struct pstree *tree)
+{
 	/*
 	 * A killed tracee needs no detach: its exit ends the trace. Waiting for each exit
 	 * (tracers are notified) means that when dump returns the tree is gone, and only its

@@ -32,8 +32,10 @@ int pstree_freeze(pid_t root, int timeout_ms, struct pstree *ret);
 /* Lets every thread run on exactly as before. */
 void pstree_release(struct pstree *tree);
 void pstree_release_proc(struct pstree_proc *p);
-/* Kills every process of the tree (after a successful dump). */
+/* Kills every process of the tree (after a successful dump)... */
 void pstree_kill(struct pstree *tree);
+/* ...and waits until every one of its threads is gone. */
+void pstree_wait_killed(struct pstree *tree);
 void pstree_free(struct pstree *tree);
 struct pstree_proc *pstree_find(struct pstree *tree, pid_t pid);
 

@@ -355,9 +355,12 @@ __attribute__((noreturn)) void restore_task(struct restore_ctx *ctx, struct rpro
 	stage_barrier(ctx, RS_OWN);
 	ret = take_shared(ctx, rp);
 	if (!ret)
-		ret = mem_premap(ctx->dir, rp->pe->pid, &rp->map, shmem_fd_of, ctx, &pm);
-	if (!ret)
+		ret = mem_premap(ctx->dir, rp->pe->pid, &rp->map, !ctx->opts->no_thp, shmem_fd_of,
+				 ctx, &pm);
+	if (!ret) {
+		__atomic_store_n(&ctx->slots[rp->idx].pages_bytes, pm.bytes_read, __ATOMIC_RELEASE);
 		ret = restore_prepare_restorer(ctx, rp, &pm, &args);
+	}
 	if (ret)
 		restore_fail(ctx, ret);
 	stage_barrier(ctx, RS_TAKE);

@@ -341,22 +341,49 @@ static int wait_count(struct restore_ctx *ctx, uint32_t *counter, uint32_t want,
 	}
 }
 
-static int run_barriers(struct restore_ctx *ctx, uint64_t deadline)
+/* The time since the last mark, as the stage name; then a new mark. */
+static void stage_done(struct restore_ctx *ctx, const char *name, uint64_t *mark)
 {
-	static const enum restore_stage stages[] = { RS_CREATE, RS_OWN, RS_TAKE };
+	uint64_t now = now_ns();
+
+	stats_add_stage(&ctx->stats, name, now - *mark);
+	*mark = now;
+}
+
+static int run_barriers(struct restore_ctx *ctx, uint64_t deadline, uint64_t *mark)
+{
+	static const struct {
+		enum restore_stage stage;
+		const char *name;	/* for --display-stats: what the processes did until it */
+	} stages[] = { { RS_CREATE, "create" }, { RS_OWN, "files" }, { RS_TAKE, "memory" } };
+	int ret;
 
 	__atomic_store_n(&ctx->ctl->stage, RS_CREATE, __ATOMIC_SEQ_CST);
 	for (size_t i = 0; i < ARRAY_SIZE(stages); i++) {
-		uint32_t want = stages[i] == RS_CREATE ? ctx->nr_procs : ctx->nr_live;
-		int ret = wait_count(ctx, &ctx->ctl->stage_arrived, want, deadline);
+		uint32_t want = stages[i].stage == RS_CREATE ? ctx->nr_procs : ctx->nr_live;
 
+		ret = wait_count(ctx, &ctx->ctl->stage_arrived, want, deadline);
 		if (ret)
 			return ret;
+		stage_done(ctx, stages[i].name, mark);
 		__atomic_store_n(&ctx->ctl->stage_arrived, 0, __ATOMIC_SEQ_CST);
-		__atomic_store_n(&ctx->ctl->stage, stages[i] + 1, __ATOMIC_SEQ_CST);
+		__atomic_store_n(&ctx->ctl->stage, stages[i].stage + 1, __ATOMIC_SEQ_CST);
 		futex_wake_all(&ctx->ctl->stage);
 	}
-	return wait_count(ctx, &ctx->ctl->threads_parked, ctx->nr_threads, deadline);
+	ret = wait_count(ctx, &ctx->ctl->threads_parked, ctx->nr_threads, deadline);
+	if (!ret)
+		stage_done(ctx, "restorer", mark);
+	return ret;
+}
+
+/* Page bytes every process read into its memory, as each counted in its slot. */
+static uint64_t pages_restored(const struct restore_ctx *ctx)
+{
+	uint64_t bytes = 0;
+
+	for (size_t i = 0; i < ctx->nr_procs; i++)
+		bytes += __atomic_load_n(&ctx->slots[i].pages_bytes, __ATOMIC_ACQUIRE);
+	return bytes;
 }
 
 /*
@@ -567,12 +594,11 @@ static int fork_root(struct restore_ctx *ctx)
 
 static int run(struct restore_ctx *ctx)
 {
-	uint64_t deadline = now_ns() + RESTORE_TIMEOUT_MS * 1000000ULL;
+	uint64_t mark = now_ns(), deadline = mark + RESTORE_TIMEOUT_MS * 1000000ULL;
 	int ret = fork_root(ctx);
 
 	if (!ret)
-		ret = run_barriers(ctx, deadline);
-	stats_add_stage(&ctx->stats, "restore", now_ns() - ctx->stats.start_ns);
+		ret = run_barriers(ctx, deadline, &mark);
 	if (!ret) {
 		give_terminal(ctx);
 		ret = finalize(ctx);
@@ -581,6 +607,8 @@ static int run(struct restore_ctx *ctx)
 		abort_restore(ctx);
 		return ret;
 	}
+	stage_done(ctx, "finalize", &mark);
+	ctx->stats.pages_bytes = pages_restored(ctx);
 	stats_mark_thawed(&ctx->stats);
 	return 0;
 }
@@ -597,6 +625,7 @@ int crest_restore(const struct crest_opts *opts)
 		return ret;
 	ctx.inv = imgdir_inventory(ctx.dir);
 	ret = prepare(&ctx);
+	stats_add_stage(&ctx.stats, "read", now_ns() - ctx.stats.start_ns);
 	if (!ret)
 		ret = run(&ctx);
 	pidns_restore_done();

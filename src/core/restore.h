@@ -65,6 +65,7 @@ struct rst_slot {
 	uint32_t pad;
 	uint64_t bootstrap_start;	/* where its restorer region is, for the final unmap */
 	uint64_t bootstrap_len;
+	uint64_t pages_bytes;		/* page data it read from the image, for the stats */
 };
 
 struct restore_ctx {

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "image/img.h"
@@ -49,6 +50,7 @@ struct img_dir {
 	unsigned int nr_open;		/* img_create'd, not yet closed */
 	InvFile *inv_files;		/* what imgdir_finish put into inv->files */
 	InvFile **inv_ptrs;
+	int compress;			/* zstd level for page data; 0: none */
 };
 
 struct img {
@@ -166,6 +168,16 @@ void imgdir_close(struct img_dir *dir)
 	safe_close(dir->dfd);
 	free(dir->path);
 	free(dir);
+}
+
+void imgdir_set_compress(struct img_dir *dir, int level)
+{
+	dir->compress = level;
+}
+
+int imgdir_compress(const struct img_dir *dir)
+{
+	return dir->compress;
 }
 
 const Inventory *imgdir_inventory(const struct img_dir *dir)
@@ -905,10 +917,10 @@ static int img_raw_account(struct img *img, const void *buf, size_t len)
 	return 0;
 }
 
-int img_read_raw(struct img *img, void *buf, size_t len)
+/* Checks that img is a raw file being read and that len more bytes are there. */
+static int raw_read_check(struct img *img, size_t len)
 {
 	off_t off;
-	int err;
 
 	if (img->writing || img->magic != IMG_MAGIC_RAW) {
 		pr_err("%s: not a raw file opened for reading", img->name);
@@ -932,14 +944,73 @@ int img_read_raw(struct img *img, void *buf, size_t len)
 		       len, (unsigned long long)img->rpos, (unsigned long long)img->size);
 		return -ENODATA;
 	}
-	err = read_all(img->fd, buf, len);
+	return 0;
+}
+
+static int raw_read_error(struct img *img, int err, size_t len)
+{
 	if (err == -ENODATA)
 		pr_err("%s: unexpected end of file at offset %llu (truncated)", img->name,
 		       (unsigned long long)img->rpos);
-	else if (err)
+	else
 		pr_errno(err, "%s: cannot read %zu bytes at offset %llu", img->name, len,
 			 (unsigned long long)img->rpos);
+	return err;
+}
+
+int img_read_raw(struct img *img, void *buf, size_t len)
+{
+	int err = raw_read_check(img, len);
+
 	if (err)
 		return err;
+	err = read_all(img->fd, buf, len);
+	if (err)
+		return raw_read_error(img, err, len);
 	return img_raw_account(img, buf, len);
+}
+
+/* readv() until every buffer is full; a short read finishes its buffer with read(). */
+static int readv_all(int fd, const struct iovec *iov, size_t nr)
+{
+	size_t i = 0;
+
+	while (i < nr) {
+		ssize_t n = readv(fd, iov + i, nr - i);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -ENODATA;
+		for (; i < nr && (size_t)n >= iov[i].iov_len; i++)
+			n -= iov[i].iov_len;
+		if (n) {
+			int err = read_all(fd, (char *)iov[i].iov_base + n, iov[i].iov_len - n);
+
+			if (err)
+				return err;
+			i++;
+		}
+	}
+	return 0;
+}
+
+int img_read_rawv(struct img *img, const struct iovec *iov, size_t nr)
+{
+	size_t len = 0;
+	int err;
+
+	for (size_t i = 0; i < nr; i++)
+		len += iov[i].iov_len;
+	err = raw_read_check(img, len);
+	if (err)
+		return err;
+	err = readv_all(img->fd, iov, nr);
+	if (err)
+		return raw_read_error(img, err, len);
+	for (size_t i = 0; !err && i < nr; i++)
+		err = img_raw_account(img, iov[i].iov_base, iov[i].iov_len);
+	return err;
 }

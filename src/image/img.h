@@ -55,6 +55,12 @@ int imgdir_fd(const struct img_dir *dir);
  */
 int imgdir_finish(struct img_dir *dir, Inventory *inv);
 void imgdir_close(struct img_dir *dir);
+/*
+ * Dump: the zstd level for page data written into dir (0: none, the default). Page writers
+ * ask; the setting lives with the directory so that every kind of page file gets it.
+ */
+void imgdir_set_compress(struct img_dir *dir, int level);
+int imgdir_compress(const struct img_dir *dir);
 
 /*
  * Creates file NAME (printf format) in dir for writing, mode 0600. For a record file, magic
@@ -106,6 +112,9 @@ int img_write_raw(struct img *img, const void *buf, size_t len);
  * byte is read. Returns 0, or -errno (EIO with a message naming the file on a bad checksum).
  */
 int img_read_raw(struct img *img, void *buf, size_t len);
+/* img_read_raw into several buffers with one readv() (at most IOV_MAX of them). */
+struct iovec;
+int img_read_rawv(struct img *img, const struct iovec *iov, size_t nr);
 
 /* XXH64 with seed 0, incrementally. */
 struct xxh64_state {

@@ -77,9 +77,10 @@ struct mem_premap {
 /*
  * Restore: maps every mapping of map at temporary addresses that avoid both the final layout
  * and crest's own mappings, and fills them from the image. shmem_fd(arg, ino) gives the
- * descriptor of a shared memory object.
+ * descriptor of a shared memory object. thp: fill with transparent huge pages where the
+ * image holds whole 2 MiB blocks (see madv.c); the mappings' own advice is restored either way.
  */
-int mem_premap(struct img_dir *dir, pid_t pid, const struct mem_map *map,
+int mem_premap(struct img_dir *dir, pid_t pid, const struct mem_map *map, bool thp,
 	       int (*shmem_fd)(void *arg, uint64_t ino), void *arg, struct mem_premap *ret);
 
 /* An address range. */

@@ -6,6 +6,7 @@
  */
 #define LOG_PREFIX "mem: "
 #include "mem/mem.h"
+#include "mem/madv.h"
 #include "mem/pages.h"
 
 #include <errno.h>
@@ -16,13 +17,13 @@
 #include <sys/mman.h>
 
 #include "image/img.h"
-#include "pagemap.pb-c.h"
 #include "restorer/restorer.h"
 #include "util/kernel-compat.h"
 #include "util/log.h"
 #include "util/util.h"
 
 #define PAGE 4096UL
+#define HPAGE (2UL << 20)
 
 static bool vma_is_vdso_block(const VmaEntry *vma)
 {
@@ -102,91 +103,23 @@ static const VmaEntry *find_vma(const struct mem_map *map, uint64_t addr, size_t
 	return NULL;
 }
 
-/* One run of pages to read: destination and length, grown while entries stay contiguous. */
-struct fill_run {
-	char *dest;
-	uint64_t len;
-};
-
-static int fill_run_flush(struct img *pages, struct fill_run *run)
-{
-	int ret;
-
-	if (!run->len)
-		return 0;
-	if (madvise(run->dest, run->len, MADV_POPULATE_WRITE))
-		pr_debug("MADV_POPULATE_WRITE failed (%s): pages fault in one by one", strerror(errno));
-	ret = img_read_raw(pages, run->dest, run->len);
-	run->len = 0;
-	return ret;
-}
-
-/*
- * Reads the pagemap of id and copies each run of pages to where dest_of() says it goes.
- * Consecutive runs that are also consecutive in memory are read with one read().
- */
-int mem_fill_pages(struct img_dir *dir, const char *id,
-		   char *(*dest_of)(void *arg, uint64_t vaddr, uint64_t len), void *arg,
-		   uint64_t *bytes)
-{
-	struct img *pm = img_open(dir, IMG_MAGIC_PAGEMAP, "pagemap-%s.img", id);
-	struct img *pages = pm ? img_open(dir, IMG_MAGIC_RAW, "pages-%s.img", id) : NULL;
-	struct fill_run run = { 0 };
-	PagemapHead *head = NULL;
-	int ret;
-
-	if (!pm || !pages) {
-		ret = -errno;
-		if (errno == ENOENT)
-			pr_err("pagemap-%s.img or pages-%s.img: missing from the image", id, id);
-		goto out;
-	}
-	ret = img_read(pm, pagemap_head, &head);
-	if (!ret && !head)
-		ret = pr_errno(-EINVAL, "pagemap-%s.img: no header record", id);
-	while (!ret) {
-		PagemapEntry *pe;
-		uint64_t len;
-		char *dest;
-
-		ret = img_read(pm, pagemap_entry, &pe);
-		if (ret || !pe)
-			break;
-		len = (uint64_t)pe->nr_pages * PAGE;
-		dest = dest_of(arg, pe->vaddr, len);
-		pagemap_entry__free_unpacked(pe, NULL);
-		if (!dest) {
-			ret = -EINVAL;
-			break;
-		}
-		if (run.len && run.dest + run.len == dest) {
-			run.len += len;
-			continue;
-		}
-		ret = fill_run_flush(pages, &run);
-		run.dest = dest;
-		run.len = len;
-		*bytes += len;
-	}
-	if (!ret)
-		ret = fill_run_flush(pages, &run);
-	if (head)
-		pagemap_head__free_unpacked(head, NULL);
-out:
-	if (pages)
-		img_close(pages);
-	if (pm)
-		img_close(pm);
-	return ret;
-}
-
 struct premap_ctx {
 	pid_t pid;
 	const struct mem_map *map;
+	bool thp;		/* fill with huge pages where whole 2 MiB blocks are saved */
 	uint64_t *premap_addr;	/* per vma index; 0 when not premapped */
+	bool *thp_hinted;	/* per vma index: huge pages were asked for */
 };
 
-static char *private_dest(void *arg, uint64_t vaddr, uint64_t len)
+/* Private anonymous memory holding at least one aligned 2 MiB block. */
+static bool vma_thp_candidate(const VmaEntry *vma)
+{
+	return vma->kind == VMA_KIND__VMA_ANON && !(vma->flags & MAP_SHARED) &&
+	       ALIGN_UP(vma->start, HPAGE) + HPAGE <= vma->end;
+}
+
+/* A run of saved pages never crosses a mapping's end: each mapping is one area. */
+static bool private_dest(void *arg, uint64_t vaddr, uint64_t len, struct fill_dest *dest)
 {
 	struct premap_ctx *c = arg;
 	const VmaEntry *vma;
@@ -196,18 +129,38 @@ static char *private_dest(void *arg, uint64_t vaddr, uint64_t len)
 	if (!vma || vaddr + len > vma->end || !c->premap_addr[idx]) {
 		pr_err("pagemap-%d.img: pages at %" PRIx64 " (+%" PRIu64 ") are outside any restorable private mapping",
 		       c->pid, vaddr, len);
-		return NULL;
+		return false;
 	}
-	return (char *)(c->premap_addr[idx] + (vaddr - vma->start));
+	dest->addr = (char *)(c->premap_addr[idx] + (vaddr - vma->start));
+	dest->area = idx;
+	return true;
 }
 
-static uint64_t premap_total(const struct mem_map *map)
+static void private_span(void *arg, uint64_t area, char *start, uint64_t len)
+{
+	struct premap_ctx *c = arg;
+
+	if (c->thp && vma_thp_candidate(c->map->vmas[area]) && madv_thp_hint(start, len))
+		c->thp_hinted[area] = true;
+}
+
+static const struct fill_ops private_fill = {
+	.dest_of = private_dest,
+	.span = private_span,
+	.bridge = true,
+};
+
+static uint64_t premap_total(const struct mem_map *map, bool thp)
 {
 	uint64_t total = 0;
 
-	for (size_t i = 0; i < map->nr_vmas; i++)
-		if (vma_premapped(map->vmas[i]))
-			total += map->vmas[i]->end - map->vmas[i]->start + PAGE;
+	for (size_t i = 0; i < map->nr_vmas; i++) {
+		if (!vma_premapped(map->vmas[i]))
+			continue;
+		total += map->vmas[i]->end - map->vmas[i]->start + PAGE;
+		if (thp && vma_thp_candidate(map->vmas[i]))
+			total += HPAGE;
+	}
 	return total + PAGE;
 }
 
@@ -236,6 +189,12 @@ static int premap_all(struct premap_ctx *c, struct mem_premap *pm,
 		note_vdso(vma, pm);
 		if (!vma_premapped(vma))
 			continue;
+		/*
+		 * Same offset in a 2 MiB block as the final address: mremap then moves
+		 * huge pages whole instead of splitting them into 4 KiB entries.
+		 */
+		if (c->thp && vma_thp_candidate(vma))
+			cursor += (vma->start - cursor) & (HPAGE - 1);
 		ret = premap_one(c->pid, vma, cursor, shmem_fd, arg);
 		if (ret)
 			return ret;
@@ -262,25 +221,43 @@ static int reserve_area(const struct mem_map *map, uint64_t len, uint64_t *ret)
 	return err;
 }
 
-int mem_premap(struct img_dir *dir, pid_t pid, const struct mem_map *map,
+/* Advice is set on the premapped copies; mremap carries it to the final addresses. */
+static int restore_advice(const struct premap_ctx *c)
+{
+	for (size_t i = 0; i < c->map->nr_vmas; i++) {
+		int ret;
+
+		if (!c->premap_addr[i])
+			continue;
+		ret = madv_restore(c->pid, c->map->vmas[i], c->premap_addr[i], c->thp_hinted[i]);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+int mem_premap(struct img_dir *dir, pid_t pid, const struct mem_map *map, bool thp,
 	       int (*shmem_fd)(void *arg, uint64_t ino), void *arg, struct mem_premap *ret)
 {
-	struct premap_ctx c = { .pid = pid, .map = map };
+	struct premap_ctx c = { .pid = pid, .map = map, .thp = thp && madv_thp_mode() != THP_NEVER };
 	struct mem_premap pm = { 0 };
 	char id[16];
 	int err = -ENOMEM;
 
-	pm.area_len = premap_total(map);
+	pm.area_len = premap_total(map, c.thp);
 	c.premap_addr = xzalloc(map->nr_vmas * sizeof(*c.premap_addr) + 1);
+	c.thp_hinted = xzalloc(map->nr_vmas * sizeof(*c.thp_hinted) + 1);
 	pm.vmas = xzalloc(map->nr_vmas * sizeof(*pm.vmas) + 1);
-	if (!c.premap_addr || !pm.vmas)
+	if (!c.premap_addr || !c.thp_hinted || !pm.vmas)
 		goto out;
 	err = reserve_area(map, pm.area_len, &pm.area_start);
 	if (!err)
 		err = premap_all(&c, &pm, shmem_fd, arg);
 	snprintf(id, sizeof(id), "%d", pid);
 	if (!err)
-		err = mem_fill_pages(dir, id, private_dest, &c, &pm.bytes_read);
+		err = mem_fill_pages(dir, id, &private_fill, &c, &pm.bytes_read);
+	if (!err)
+		err = restore_advice(&c);
 	if (err) {
 		if (pm.area_start)
 			munmap((void *)pm.area_start, pm.area_len);
@@ -290,6 +267,7 @@ int mem_premap(struct img_dir *dir, pid_t pid, const struct mem_map *map,
 	pm.vmas = NULL;
 out:
 	free(pm.vmas);
+	free(c.thp_hinted);
 	free(c.premap_addr);
 	return err;
 }

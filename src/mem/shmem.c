@@ -65,15 +65,12 @@ static int open_map_file(pid_t pid, const VmaEntry *vma, int flags)
 	return fd;
 }
 
-/* Copies the data ranges of the object (SEEK_DATA/SEEK_HOLE) into the writer. */
-static int shmem_copy(int fd, uint64_t size, struct page_writer *pw, const char *name)
+/* Copies the data ranges of the object (SEEK_DATA/SEEK_HOLE) into the page pipe. */
+static int shmem_copy(int fd, uint64_t size, struct page_pipe *pp, const char *name)
 {
-	char *buf = page_buf_alloc();
 	off_t data = 0, hole;
 	int ret = 0;
 
-	if (!buf)
-		return -ENOMEM;
 	while (!ret && (uint64_t)data < size) {
 		data = lseek(fd, data, SEEK_DATA);
 		if (data < 0)
@@ -84,27 +81,29 @@ static int shmem_copy(int fd, uint64_t size, struct page_writer *pw, const char 
 		hole = ALIGN_UP(hole, PAGE);
 		while (!ret && data < hole) {
 			size_t len = MIN((size_t)(hole - data), page_buf_size());
+			char *buf = page_pipe_buf(pp, len);
 
+			if (!buf)
+				return -EIO;	/* the writer failed; page_pipe_close says why */
 			ret = pread_all(fd, buf, len, data);
 			if (ret == -ENODATA) {	/* a partial last page reads short: pad */
 				memset(buf, 0, len);
 				ret = pread(fd, buf, len, data) < 0 ? -errno : 0;
 			}
 			if (!ret)
-				ret = page_writer_add(pw, data, buf, len);
+				ret = page_pipe_add(pp, buf, data, len, false);
 			data += len;
 		}
 	}
 	if (ret)
 		pr_errno(ret, "%s: cannot copy the shared memory contents", name);
-	page_buf_free(buf);
 	return ret;
 }
 
 int mem_shmem_dump(struct img_dir *dir, struct mem_shmem_set *set, pid_t pid, VmaEntry *vma)
 {
 	struct shmem_obj *obj = shmem_find(set, vma->ino);
-	struct page_writer pw;
+	struct page_pipe *pp;
 	struct stat st;
 	char id[32];
 	int fd, ret;
@@ -129,13 +128,15 @@ int mem_shmem_dump(struct img_dir *dir, struct mem_shmem_set *set, pid_t pid, Vm
 	vma->shmem_size = st.st_size;
 	vma->has_shmem_size = true;
 	snprintf(id, sizeof(id), "shmem-%" PRIu64, vma->ino);
-	ret = page_writer_open(&pw, dir, id);
-	if (!ret)
-		ret = shmem_copy(fd, st.st_size, &pw, vma->path);
-	if (!ret)
-		ret = page_writer_close(&pw);
-	else
-		page_writer_close(&pw);
+	ret = page_pipe_open(dir, id, &pp);
+	if (!ret) {
+		int closed;
+
+		ret = shmem_copy(fd, st.st_size, pp, vma->path);
+		closed = page_pipe_close(pp, NULL);
+		if (closed && (!ret || ret == -EIO))
+			ret = closed;
+	}
 	close(fd);
 	return ret;
 }
@@ -198,17 +199,22 @@ struct shmem_fill {
 	uint64_t ino;
 };
 
-static char *shmem_dest(void *arg, uint64_t off, uint64_t len)
+static bool shmem_dest(void *arg, uint64_t off, uint64_t len, struct fill_dest *dest)
 {
 	struct shmem_fill *f = arg;
 
 	if (off + len > ALIGN_UP(f->size, PAGE)) {
 		pr_err("pagemap-shmem-%" PRIu64 ".img: data at %" PRIu64 " past the object's size %" PRIu64,
 		       f->ino, off, f->size);
-		return NULL;
+		return false;
 	}
-	return f->base + off;
+	dest->addr = f->base + off;
+	dest->area = 0;
+	return true;
 }
+
+/* No bridging: the object's holes are part of its state (SEEK_HOLE, memory use). */
+static const struct fill_ops shmem_fill_ops = { .dest_of = shmem_dest };
 
 int mem_shmem_create(struct img_dir *dir, const VmaEntry *vma, int *ret_fd)
 {
@@ -230,7 +236,7 @@ int mem_shmem_create(struct img_dir *dir, const VmaEntry *vma, int *ret_fd)
 			close(fd);
 			return ret;
 		}
-		ret = mem_fill_pages(dir, id, shmem_dest, &fill, &bytes);
+		ret = mem_fill_pages(dir, id, &shmem_fill_ops, &fill, &bytes);
 		munmap(fill.base, map_len);
 	}
 	if (ret) {

@@ -3,6 +3,7 @@
  */
 #define LOG_PREFIX "mem: "
 #include "mem/mem.h"
+#include "mem/madv.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -106,12 +107,14 @@ static int classify_vma(pid_t pid, VmaEntry *vma, const char *path)
 	return -EOPNOTSUPP;
 }
 
-/* "VmFlags: rd wr mr mw me gd ac": growsdown, and device mappings we must refuse. */
+/* "VmFlags: rd wr mr mw me gd ac": growsdown, advice, and device mappings we must refuse. */
 static int parse_vmflags(pid_t pid, VmaEntry *vma, const char *flags)
 {
 	for (const char *p = flags; *p; p += 3) {
 		if (!strncmp(p, "gd", 2))
 			vma->flags |= MAP_GROWSDOWN;
+		vma->madv |= madv_of_vmflag(p);
+		vma->has_madv = vma->madv != 0;
 		if ((!strncmp(p, "io", 2) || !strncmp(p, "pf", 2)) &&
 		    vma->kind != VMA_KIND__VMA_VVAR && vma->kind != VMA_KIND__VMA_VVAR_VCLOCK &&
 		    vma->kind != VMA_KIND__VMA_VSYSCALL) {
