@@ -19,6 +19,9 @@ import pytest
 
 from crestlib import descendants, proc_stat, reap_zombies
 
+pytestmark = pytest.mark.skipif(not os.path.exists("/proc/self/ns/pid"),
+                                reason="this kernel has no pid namespaces (CONFIG_PID_NS)")
+
 # argv[1]: the output file (also stdout). Root: pid 1 of its namespace, with a child that has
 # a second thread and a child of its own, and a zombie child. On SIGTERM (pid 1 ignores
 # signals without a handler, so it has one) everyone checks its ids, children first. Pids
