@@ -13,13 +13,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <sched.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/ptrace.h>
+#include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -64,32 +66,78 @@ static uint64_t deadline_after(int ms)
 }
 
 /*
+ * A signalfd for SIGCHLD, which the kernel sends the tracer at every ptrace-stop of a
+ * tracee (and at every exit of a child): it lets a wait sleep until something happened
+ * instead of polling. Made once; SIGCHLD must be blocked while it is read.
+ */
+static int chld_signalfd(const sigset_t *chld)
+{
+	static int fd = -2;
+
+	if (fd == -2) {
+		fd = signalfd(-1, chld, SFD_CLOEXEC | SFD_NONBLOCK);
+		if (fd < 0)
+			pr_debug("signalfd(SIGCHLD) failed (%s): waits poll", strerror(errno));
+	}
+	return fd;
+}
+
+/* Sleeps until a SIGCHLD arrives or up to left_ns (at most 50 ms: a re-check costs little). */
+static void sleep_for_chld(int sfd, uint64_t left_ns)
+{
+	struct signalfd_siginfo si;
+	uint64_t ns = MIN(left_ns, 50000000ULL);
+	struct timespec ts = { ns / 1000000000ULL, ns % 1000000000ULL };
+	struct pollfd pfd = { .fd = sfd, .events = POLLIN };
+
+	if (sfd < 0) {
+		ts.tv_nsec = MIN(ts.tv_nsec, 50000L);
+		nanosleep(&ts, NULL);
+		return;
+	}
+	if (ppoll(&pfd, 1, &ts, NULL) > 0)
+		while (read(sfd, &si, sizeof(si)) == sizeof(si))
+			;
+}
+
+/*
  * Waits for the next wait status of tid (__WALL: it may be a thread, or another process's
- * child). waitpid() has no timeout, so poll: a stop usually comes within tens of
- * microseconds, so yield first, then sleep a little longer each round, up to 250 us.
+ * child). waitpid() has no timeout: with SIGCHLD blocked, check, then sleep on the
+ * signalfd until the next SIGCHLD, and check again. (Polling with sched_yield() cost a
+ * busy core and, on a loaded machine, many milliseconds a remote syscall.)
  * Returns 0 with *status, -ETIMEDOUT once deadline (now_ns() time) has passed, or -errno.
  */
 static int wait_status(pid_t tid, uint64_t deadline, int *status)
 {
-	struct timespec ts = { 0, 0 };
-	unsigned int round;
+	sigset_t chld, old;
+	int sfd, ret;
 
-	for (round = 0;; round++) {
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	pthread_sigmask(SIG_BLOCK, &chld, &old);
+	sfd = chld_signalfd(&chld);
+	for (;;) {
 		pid_t r = waitpid(tid, status, __WALL | WNOHANG);
+		uint64_t now;
 
-		if (r == tid)
-			return 0;
-		if (r < 0 && errno != EINTR)
-			return -errno;
-		if (now_ns() >= deadline)
-			return -ETIMEDOUT;
-		if (round < 64) {
-			sched_yield();
-			continue;
+		if (r == tid) {
+			ret = 0;
+			break;
 		}
-		ts.tv_nsec = MIN(10000L << MIN(round - 64, 5U), 250000L);
-		nanosleep(&ts, NULL);
+		if (r < 0 && errno != EINTR) {
+			ret = -errno;
+			break;
+		}
+		now = now_ns();
+		if (now >= deadline) {
+			ret = -ETIMEDOUT;
+			break;
+		}
+		sleep_for_chld(sfd, deadline - now);
 	}
+	/* A SIGCHLD still pending is discarded here (its default action is to ignore it). */
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return ret;
 }
 
 static int get_sigmask(pid_t tid, uint64_t *mask)
