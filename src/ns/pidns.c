@@ -136,9 +136,10 @@ int pidns_dump_prepare(const struct pstree *tree)
 	int nr_self = read_nspid("self", self), n = read_nspid_of(root, nspid);
 
 	pidns.own = false;
-	if (nr_self < 0 || n < 0)
-		return pr_errno(nr_self < 0 ? nr_self : n, "pid %d: cannot read NSpid of /proc/%s/status",
-				root, nr_self < 0 ? "self" : "PID");
+	if (nr_self < 0)
+		return pr_errno(nr_self, "crest: cannot read NSpid of /proc/self/status");
+	if (n < 0)
+		return pr_errno(n, "pid %d: cannot read NSpid of /proc/%d/status", root, root);
 	if (n == nr_self)
 		return 0;
 	if (n != nr_self + 1) {
