@@ -92,41 +92,84 @@ def test_dump_refuses_locks_without_file_locks(tmp_path):
 
 SHARED_TABLES = r"""
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
-static char stack[65536];
-static int child(void *arg) { for (;;) pause(); return 0; }
+static char stacks[2][65536];
+static int flag;
+static volatile int unshared;
+static int child(void *arg)
+{
+	if (arg)
+		setsid();
+	for (;;) pause();
+	return 0;
+}
+static void *thread(void *arg) { unshare(flag); unshared = 1; for (;;) pause(); return NULL; }
 int main(int argc, char **argv)
 {
-	clone(child, stack + sizeof(stack), atoi(argv[1]) | SIGCHLD, NULL);
+	pthread_t t;
+
+	flag = atoi(argv[1]);
+	if (!strcmp(argv[2], "sessions")) {
+		/*
+		 * Two children share the table their parent then leaves, and the first leads a
+		 * session of its own: neither the parent nor it can clone the second at restore.
+		 */
+		for (int i = 0; i < 2; i++)
+			clone(child, stacks[i] + sizeof(stacks[i]), flag | SIGCHLD, i ? NULL : "");
+		unshare(flag);
+	} else {
+		pthread_create(&t, NULL, thread, NULL);
+		while (!unshared)
+			usleep(1000);
+	}
+	printf("ready\n");
+	fflush(stdout);
 	for (;;) pause();
 }
 """
 
 
-@pytest.mark.parametrize("flag,words", [(0x400, "CLONE_FILES"), (0x200, "CLONE_FS")])
-def test_dump_refuses_shared_tables(tmp_path, flag, words):
-    """Two processes sharing an fd table or fs state would come back with a copy each: the
-    dump refuses them, one line naming both pids, and both run on."""
-    src, exe = tmp_path / "shared.c", tmp_path / "shared"
+@pytest.fixture(scope="module")
+def shared_tables(tmp_path_factory):
+    d = tmp_path_factory.mktemp("shared")
+    src, exe = d / "shared.c", d / "shared"
     src.write_text(SHARED_TABLES)
-    subprocess.run(["gcc", "-o", str(exe), str(src)], check=True)
-    proc = subprocess.Popen([str(exe), str(flag)], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    subprocess.run(["gcc", "-o", str(exe), str(src), "-lpthread"], check=True)
+    return exe
+
+
+@pytest.mark.parametrize("flag,words", [(0x400, "CLONE_FILES"), (0x200, "CLONE_FS")])
+@pytest.mark.parametrize("shape", ["sessions", "thread"])
+def test_dump_refuses_unrestorable_sharing(tmp_path, shared_tables, flag, words, shape):
+    """Sharing that clone3 cannot rebuild: two siblings in different sessions sharing an fd
+    table (fs) that their parent no longer has, or a thread that unshared its own. The dump
+    refuses it, one line naming the pids, and everything runs on."""
+    proc = subprocess.Popen([str(shared_tables), str(flag), shape], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     try:
-        wait_for(lambda: os.path.exists(f"/proc/{proc.pid}/task/{proc.pid}/children") and
-                 open(f"/proc/{proc.pid}/task/{proc.pid}/children").read().strip(),
-                 "the child to exist")
-        child = int(open(f"/proc/{proc.pid}/task/{proc.pid}/children").read().split()[0])
+        assert proc.stdout.readline().strip() == b"ready"
+        if shape == "sessions":
+            wait_for(lambda: len(open(f"/proc/{proc.pid}/task/{proc.pid}/children").read()
+                                 .split()) == 2, "the children to exist")
+            others = open(f"/proc/{proc.pid}/task/{proc.pid}/children").read().split()
+            wait_for(lambda: any(os.getsid(int(p)) == int(p) for p in others),
+                     "the first child to lead its own session")
+        else:
+            others = [t for t in os.listdir(f"/proc/{proc.pid}/task") if t != str(proc.pid)]
         res = crest("dump", "-t", proc.pid, "-D", tmp_path / "img")
         lines = res.stderr.strip().splitlines()
         assert res.returncode != 0
         assert len(lines) == 1 and words in lines[0], res.stderr
-        assert str(proc.pid) in lines[0] and str(child) in lines[0], res.stderr
-        assert alive(proc.pid) and alive(child)
+        assert all(p in lines[0] for p in others) and str(proc.pid) in lines[0], res.stderr
+        assert alive(proc.pid) and all(alive(int(p)) for p in others)
+        assert not (tmp_path / "img" / "inventory.img").exists()
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()

@@ -83,7 +83,9 @@ static int stage_freeze(struct dump_ctx *ctx)
 	for (size_t i = 0; i < ctx->tree.nr; i++)
 		ctx->procs[i].p = &ctx->tree.procs[i];
 	ret = ns_dump(ctx->dir, &ctx->tree);
-	return ret ? ret : check_sessions(ctx);
+	if (!ret)
+		ret = check_sessions(ctx);
+	return ret ? ret : pstree_find_sharing(&ctx->tree);
 }
 
 static int collect_threads(struct infect_ctl *ctl, struct dump_proc *dp)
@@ -127,21 +129,11 @@ static int collect_proc(struct dump_proc *dp)
 
 static int stage_collect(struct dump_ctx *ctx)
 {
-	_cleanup_free_ pid_t *seen = xmalloc(ctx->tree.nr * sizeof(pid_t) + 1);
-	size_t nr_seen = 0;
-
-	if (!seen)
-		return -ENOMEM;
 	for (size_t i = 0; i < ctx->tree.nr; i++) {
-		struct pstree_proc *p = &ctx->tree.procs[i];
-		int ret = p->zombie ? 0 : task_check_own_fs(p->pid, seen, nr_seen);
+		int ret = collect_proc(&ctx->procs[i]);
 
-		if (!ret)
-			ret = collect_proc(&ctx->procs[i]);
 		if (ret)
 			return ret;
-		if (!p->zombie)
-			seen[nr_seen++] = p->pid;
 	}
 	return 0;
 }
@@ -187,8 +179,9 @@ static int stage_files(struct dump_ctx *ctx)
 {
 	int ret = files_dump_open(ctx->dir, ctx->opts, &ctx->files);
 
+	/* A table shared by several processes is dumped once, from the first of them. */
 	for (size_t i = 0; !ret && i < ctx->tree.nr; i++)
-		if (!ctx->procs[i].p->zombie)
+		if (!ctx->procs[i].p->zombie && !ctx->procs[i].p->files_owner)
 			ret = files_dump_process(ctx->files, ctx->procs[i].p->pid);
 	if (!ret)
 		ret = files_dump_finish(ctx->files);
@@ -250,6 +243,10 @@ static int write_pstree(struct dump_ctx *ctx)
 		pe.has_zombie = pe.has_exit_status = p->zombie;
 		pe.zombie = p->zombie;
 		pe.exit_status = p->exit_status;
+		pe.has_files_owner = p->files_owner != 0;
+		pe.files_owner = p->files_owner;
+		pe.has_fs_owner = p->fs_owner != 0;
+		pe.fs_owner = p->fs_owner;
 		if (p->zombie)
 			pe.comm = p->comm;
 		ret = img_write_msg(img, &pe.base);

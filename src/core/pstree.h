@@ -16,6 +16,8 @@ struct pstree_proc {
 	bool zombie;
 	int exit_status;	/* zombies: the wait(2) status */
 	char comm[16];		/* zombies: the name, /proc/PID/comm */
+	pid_t files_owner;	/* first process sharing its fd table (CLONE_FILES); 0: own */
+	pid_t fs_owner;		/* first process sharing its cwd, root, umask (CLONE_FS); 0: own */
 };
 
 struct pstree {
@@ -38,5 +40,12 @@ void pstree_kill(struct pstree *tree);
 void pstree_wait_killed(struct pstree *tree);
 void pstree_free(struct pstree *tree);
 struct pstree_proc *pstree_find(struct pstree *tree, pid_t pid);
+/*
+ * Sets files_owner and fs_owner of every live process of the frozen tree (pstree-share.c);
+ * refuses, naming the pids, sharing that restore cannot rebuild: a sharer that neither its
+ * parent nor a sibling could have been cloned by, and a thread with an fd table or fs of its
+ * own.
+ */
+int pstree_find_sharing(struct pstree *tree);
 
 #endif

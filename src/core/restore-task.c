@@ -69,7 +69,7 @@ int restore_fork(struct restore_ctx *ctx, struct rproc *rp)
 {
 	pid_t tid = rp->pe->pid;
 	struct clone_args ca = {
-		.flags = rp->clone_flags,
+		.flags = rp->clone_flags | rp->share_flags,
 		.exit_signal = SIGCHLD,
 		.set_tid = (uint64_t)&tid,
 		.set_tid_size = 1,
@@ -78,6 +78,9 @@ int restore_fork(struct restore_ctx *ctx, struct rproc *rp)
 
 	if (rp->core && rp->core->has_exit_signal)
 		ca.exit_signal = rp->core->exit_signal;
+	/* clone3 refuses an exit signal with CLONE_PARENT: the child gets its creator's. */
+	if (rp->share_flags & CLONE_PARENT)
+		ca.exit_signal = 0;
 	pid = syscall(SYS_clone3, &ca, sizeof(ca));
 	if (pid < 0) {
 		if (errno == EEXIST)
@@ -225,9 +228,13 @@ static bool holds_fd(int fd)
 static int take_shared(struct restore_ctx *ctx, struct rproc *rp)
 {
 	pid_t pid = rp->pe->pid;
-	FdEntry **fds;
-	size_t nr;
-	int ret = files_restore_fds(ctx->files, pid, &fds, &nr);
+	FdEntry **fds = NULL;
+	size_t nr = 0;
+	int ret = 0;
+
+	/* In a shared fd table, its owner takes the descriptions for all. */
+	if (restore_table_owner(rp) == rp)
+		ret = files_restore_fds(ctx->files, pid, &fds, &nr);
 
 	for (size_t i = 0; !ret && i < nr; i++) {
 		int svc = ctx->svc_base + fds[i]->file_id - 1;
@@ -307,17 +314,72 @@ static int install_fds(struct restore_ctx *ctx, struct rproc *rp, int log_fd)
 	return 0;
 }
 
-/* cwd, umask and personality: process-wide, set by the process itself. */
+/*
+ * cwd, umask and personality: process-wide, set by the process itself. cwd and umask live in
+ * the fs_struct, set once by the first process sharing it (CLONE_FS).
+ */
 static int restore_cwd_umask(struct rproc *rp)
 {
 	if (rp->core->has_personality && personality(rp->core->personality) < 0)
 		return pr_errno(-errno, "pid %d: cannot set personality %#x", rp->pe->pid,
 				rp->core->personality);
+	if (rp->share_flags & CLONE_FS)
+		return 0;
 	if (rp->core->cwd && chdir(rp->core->cwd))
 		return pr_errno(-errno, "pid %d: cannot change directory to %s", rp->pe->pid, rp->core->cwd);
 	if (rp->core->has_umask)
 		umask(rp->core->umask);
 	return 0;
+}
+
+struct rproc *restore_table_owner(struct rproc *rp)
+{
+	while (rp->share_flags & CLONE_FILES)
+		rp = rp->creator;
+	return rp;
+}
+
+/* Waits until the owner of rp's shared fd table has installed it (or the restore aborts). */
+static void wait_table_ready(struct restore_ctx *ctx, struct rproc *rp)
+{
+	uint32_t *ready = &ctx->slots[restore_table_owner(rp)->idx].table_ready;
+
+	while (!atomic_load32(ready)) {
+		if (atomic_load32(&ctx->ctl->abort))
+			_exit(1);
+		futex_wait_ms(ready, 0, 200);
+	}
+}
+
+/*
+ * The owner of a table installs it; the processes sharing it wait for that before they do
+ * anything in it (their exe descriptor, below), since installing closes every gap.
+ */
+static int restore_fdtable(struct restore_ctx *ctx, struct rproc *rp)
+{
+	struct rst_slot *slot = &ctx->slots[rp->idx];
+	int ret;
+
+	if (restore_table_owner(rp) != rp) {
+		wait_table_ready(ctx, rp);
+		return 0;
+	}
+	ret = install_fds(ctx, rp, log_fd());
+	if (!ret)
+		ret = files_restore_late(ctx->files, rp->pe->pid, ctx->opts);
+	if (!ret) {
+		__atomic_store_n(&slot->table_ready, 1, __ATOMIC_SEQ_CST);
+		futex_wake_all(&slot->table_ready);
+	}
+	return ret;
+}
+
+void restore_leave_table(struct restore_ctx *ctx, struct rproc *rp)
+{
+	uint32_t *users = &ctx->slots[restore_table_owner(rp)->idx].table_users;
+
+	if (__atomic_sub_fetch(users, 1, __ATOMIC_SEQ_CST) == 0)
+		close(log_fd());
 }
 
 /* crest raised its own soft RLIMIT_NOFILE to hold the service fds; the tree gets it back. */
@@ -366,9 +428,7 @@ __attribute__((noreturn)) void restore_task(struct restore_ctx *ctx, struct rpro
 	stage_barrier(ctx, RS_TAKE);
 	ret = restore_cwd_umask(rp);
 	if (!ret)
-		ret = install_fds(ctx, rp, log_fd());
-	if (!ret)
-		ret = files_restore_late(ctx->files, rp->pe->pid, ctx->opts);
+		ret = restore_fdtable(ctx, rp);
 	if (ret)
 		restore_fail(ctx, ret);
 	restore_nofile(ctx);

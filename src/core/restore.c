@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,10 +84,66 @@ static int link_parent(struct restore_ctx *ctx, struct rproc *rp)
 		return -EINVAL;
 	}
 	rp->parent = parent;
-	parent->children = xrealloc(parent->children, (parent->nr_children + 1) * sizeof(rp));
-	if (!parent->children)
+	return 0;
+}
+
+/* Whether a clone by c gives pe the fd table and fs it shares (the dump's rule, pstree-share.c). */
+static bool gives_all(const struct rproc *c, const PstreeEntry *pe)
+{
+	return (!pe->files_owner || pe->files_owner == c->pe->pid ||
+		pe->files_owner == c->pe->files_owner) &&
+	       (!pe->fs_owner || pe->fs_owner == c->pe->pid || pe->fs_owner == c->pe->fs_owner);
+}
+
+static uint32_t exit_signal_of(const struct rproc *rp)
+{
+	return rp->core && rp->core->has_exit_signal ? rp->core->exit_signal : SIGCHLD;
+}
+
+/*
+ * A sibling before rp that can clone it with CLONE_PARENT: it holds what rp shares, rp ends
+ * in its session or leads its own, and clone3 gives rp the sibling's exit signal.
+ */
+static struct rproc *sibling_creator(struct restore_ctx *ctx, struct rproc *rp)
+{
+	for (size_t i = 0; i < rp->idx; i++) {
+		struct rproc *q = &ctx->procs[i];
+
+		if (!q->pe->zombie && q->parent == rp->parent && gives_all(q, rp->pe) &&
+		    (q->pe->sid == rp->pe->sid || rp->pe->sid == rp->pe->pid) &&
+		    exit_signal_of(q) == exit_signal_of(rp))
+			return q;
+	}
+	return NULL;
+}
+
+/*
+ * Who clones rp, and with which of CLONE_FILES, CLONE_FS, CLONE_PARENT: a child shares the
+ * table (fs) that the process cloning it holds, so that is its parent if the parent shares
+ * them too, else a sibling that does.
+ */
+static int plan_creator(struct restore_ctx *ctx, struct rproc *rp)
+{
+	const PstreeEntry *pe = rp->pe;
+	struct rproc *c = rp->parent;
+
+	if (!c)
+		return 0;
+	if (!gives_all(c, pe)) {
+		c = sibling_creator(ctx, rp);
+		if (!c) {
+			pr_err("pstree.img: pid %u shares the fd table of %u or the cwd of %u, which neither its parent nor a sibling can give it: cannot restore that",
+			       pe->pid, pe->files_owner, pe->fs_owner);
+			return -EINVAL;
+		}
+		rp->share_flags |= CLONE_PARENT;
+	}
+	rp->share_flags |= (pe->files_owner ? CLONE_FILES : 0) | (pe->fs_owner ? CLONE_FS : 0);
+	rp->creator = c;
+	c->children = xrealloc(c->children, (c->nr_children + 1) * sizeof(rp));
+	if (!c->children)
 		return -ENOMEM;
-	parent->children[parent->nr_children++] = rp;
+	c->children[c->nr_children++] = rp;
 	return 0;
 }
 
@@ -121,13 +178,15 @@ static int read_tree(struct restore_ctx *ctx)
 		struct rproc *rp = &ctx->procs[i];
 
 		ret = link_parent(ctx, rp);
-		if (ret || rp->pe->zombie)
-			continue;
-		ret = read_core(ctx, rp);
+		if (!ret && !rp->pe->zombie) {
+			ret = read_core(ctx, rp);
+			if (!ret)
+				ret = mem_read_map(ctx->dir, rp->pe->pid, &rp->map);
+			ctx->nr_live++;
+			ctx->nr_threads += rp->nr_threads;
+		}
 		if (!ret)
-			ret = mem_read_map(ctx->dir, rp->pe->pid, &rp->map);
-		ctx->nr_live++;
-		ctx->nr_threads += rp->nr_threads;
+			ret = plan_creator(ctx, rp);
 	}
 	return ret;
 }
@@ -524,6 +583,20 @@ static int wait_root(pid_t root)
 	return WEXITSTATUS(status);
 }
 
+/*
+ * With a core to spare (fewer processes than CPUs), the page data is checked on a thread of
+ * crest's while the processes fill their memory, instead of by each process as it reads.
+ * run() joins it before anything restored may run.
+ */
+static int start_verify(struct restore_ctx *ctx)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (cpus > 0 && ctx->nr_live >= (size_t)cpus)
+		return 0;
+	return imgdir_verify_start(ctx->dir, &ctx->verify);
+}
+
 static int prepare(struct restore_ctx *ctx)
 {
 	pid_t *pids;
@@ -541,17 +614,24 @@ static int prepare(struct restore_ctx *ctx)
 	pids = xmalloc(ctx->nr_procs * sizeof(*pids));
 	if (!pids)
 		return -ENOMEM;
+	/* A shared fd table has one fdinfo image, its owner's. */
 	for (size_t i = 0; i < ctx->nr_procs; i++)
-		if (!ctx->procs[i].pe->zombie)
+		if (!ctx->procs[i].pe->zombie && restore_table_owner(&ctx->procs[i]) == &ctx->procs[i])
 			pids[n++] = ctx->procs[i].pe->pid;
 	ret = files_restore_read(ctx->dir, pids, n, &ctx->files);
 	free(pids);
 	if (!ret)
 		ret = plan_shmem(ctx);
+	/* Before plan_fds: its descriptors count among crest's own. */
+	if (!ret)
+		ret = start_verify(ctx);
 	if (!ret)
 		ret = plan_fds(ctx);
 	if (!ret)
 		ret = map_ctl(ctx);
+	for (size_t i = 0; !ret && i < ctx->nr_procs; i++)
+		if (!ctx->procs[i].pe->zombie)
+			ctx->slots[restore_table_owner(&ctx->procs[i])->idx].table_users++;
 	ctx->shell_pgid = getpgrp();
 	return ret;
 }
@@ -595,10 +675,14 @@ static int fork_root(struct restore_ctx *ctx)
 static int run(struct restore_ctx *ctx)
 {
 	uint64_t mark = now_ns(), deadline = mark + RESTORE_TIMEOUT_MS * 1000000ULL;
-	int ret = fork_root(ctx);
+	int ret = fork_root(ctx), verified;
 
 	if (!ret)
 		ret = run_barriers(ctx, deadline, &mark);
+	/* Joined on every path; nothing restored runs before it said the data is intact. */
+	verified = imgdir_verify_finish(ctx->verify);
+	ctx->verify = NULL;
+	ret = ret ?: verified;
 	if (!ret) {
 		give_terminal(ctx);
 		ret = finalize(ctx);
@@ -628,6 +712,8 @@ int crest_restore(const struct crest_opts *opts)
 	stats_add_stage(&ctx.stats, "read", now_ns() - ctx.stats.start_ns);
 	if (!ret)
 		ret = run(&ctx);
+	else
+		imgdir_verify_finish(ctx.verify);	/* its findings would only repeat */
 	pidns_restore_done();
 	if (ret)
 		return ret;

@@ -46,10 +46,17 @@ struct rproc {
 	size_t nr_threads;
 	struct mem_map map;
 	struct rproc *parent;
-	struct rproc **children;
+	/* Who clones it: its parent, or a sibling (CLONE_PARENT) holding what it shares. */
+	struct rproc *creator;
+	struct rproc **children;	/* the processes it clones (creator == this one) */
 	size_t nr_children;
 	size_t idx;			/* position in restore_ctx.procs and in the slots */
 	uint64_t clone_flags;		/* CLONE_NEW* it is created with (the root's own ns) */
+	/*
+	 * CLONE_FILES / CLONE_FS: it shares its creator's fd table / cwd, root and umask;
+	 * CLONE_PARENT: its creator is a sibling.
+	 */
+	uint64_t share_flags;
 };
 
 /* A shared memory object, created by its owner and taken by the others. */
@@ -66,6 +73,9 @@ struct rst_slot {
 	uint64_t bootstrap_start;	/* where its restorer region is, for the final unmap */
 	uint64_t bootstrap_len;
 	uint64_t pages_bytes;		/* page data it read from the image, for the stats */
+	/* Used in the slot of a table's owner (restore_table_owner()): */
+	uint32_t table_ready;		/* 1 once the owner installed the fd table */
+	uint32_t table_users;		/* processes of the table not yet in the restorer */
 };
 
 struct restore_ctx {
@@ -88,6 +98,7 @@ struct restore_ctx {
 	struct rst_slot *slots;
 	uint64_t ctl_len;
 	struct stats stats;
+	struct img_verify *verify;	/* page data being checked on a thread; NULL: none */
 };
 
 /* Runs in the freshly created process rp; never returns. */
@@ -97,6 +108,13 @@ __attribute__((noreturn)) void restore_task(struct restore_ctx *ctx, struct rpro
  * rp->clone_flags, which it fills in (ns_restore_root) first thing; 0 or -errno.
  */
 int restore_fork(struct restore_ctx *ctx, struct rproc *rp);
+/* The process that restores rp's fd table: rp, or the first process of the group sharing it. */
+struct rproc *restore_table_owner(struct rproc *rp);
+/*
+ * rp is done with crest code in its fd table: the last process of a shared table to leave
+ * closes the log descriptor, which all of them write to through that one table.
+ */
+void restore_leave_table(struct restore_ctx *ctx, struct rproc *rp);
 /* Reports a failure of this process to the controller and exits. */
 __attribute__((noreturn)) void restore_fail(struct restore_ctx *ctx, int err);
 

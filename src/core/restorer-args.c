@@ -129,8 +129,15 @@ static void fill_mm(const struct rproc *rp, struct rst_args *args, uint64_t *aux
 	args->exe_fd = -1;
 }
 
+/*
+ * Every catchable signal is set: the dump lists only those not at SIG_DFL, and the others
+ * must not keep what the process inherited from crest (a SIG_IGN crest was started with,
+ * glibc's handlers for its internal signals once crest runs a thread).
+ */
 static void fill_sigactions(const struct rproc *rp, struct rst_args *args)
 {
+	args->sigaction_mask = ~0ULL >> (64 - RST_NSIG);
+	args->sigaction_mask &= ~(1ULL << (SIGKILL - 1) | 1ULL << (SIGSTOP - 1));
 	for (size_t i = 0; i < rp->core->n_sigactions; i++) {
 		const SigactionEntry *sa = rp->core->sigactions[i];
 
@@ -218,7 +225,6 @@ __attribute__((noreturn)) void restore_jump(struct restore_ctx *ctx, struct rpro
 	/* Raw: glibc's sigprocmask never blocks 32 and 33, which it keeps for itself. */
 	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, NULL, sizeof(all));
 	/* Nothing of crest may stay open in the restored process: its log goes first. */
-	close(log_fd());
-	(void)ctx;
+	restore_leave_table(ctx, rp);
 	arch_jump_to_restorer(args->keep[0].start, main_thread->stack_top, (uint64_t)args);
 }

@@ -38,8 +38,6 @@ struct files_dump {
 	FileEntry **entries;
 	size_t nr_entries, cap_entries;
 	bool finished;		/* the kinds' dump_finish ran */
-	pid_t *pids;		/* processes dumped so far */
-	size_t nr_pids, cap_pids;
 };
 
 int files_dump_open(struct img_dir *dir, const struct crest_opts *opts, struct files_dump **ret)
@@ -66,7 +64,6 @@ void files_dump_free(struct files_dump *fd)
 		file_entry__free_unpacked(fd->entries[i], NULL);
 	free(fd->entries);
 	free(fd->known);
-	free(fd->pids);
 	free(fd);
 }
 
@@ -246,22 +243,6 @@ static int write_fdinfo(struct img_dir *dir, pid_t pid, FdEntry *fes, size_t nr)
 	return ret ? (img_close(img), ret) : img_close(img);
 }
 
-/*
- * Processes that share one fd table (clone with CLONE_FILES, not a thread) would come back
- * with a copy each: refuse them until the restore can share it again.
- */
-static int check_own_table(struct files_dump *fdump, pid_t pid)
-{
-	for (size_t i = 0; i < fdump->nr_pids; i++)
-		if (sys_kcmp(pid, fdump->pids[i], KCMP_FILES, 0, 0) == 0)
-			return pr_errno(-EOPNOTSUPP, "pid %d shares its fd table with pid %d (CLONE_FILES): cannot checkpoint that yet",
-					pid, fdump->pids[i]);
-	if (xgrow((void **)&fdump->pids, &fdump->cap_pids, fdump->nr_pids + 1, sizeof(pid_t)))
-		return -ENOMEM;
-	fdump->pids[fdump->nr_pids++] = pid;
-	return 0;
-}
-
 int files_dump_process(struct files_dump *fdump, pid_t pid)
 {
 	_cleanup_free_ int *fds = NULL;
@@ -270,9 +251,7 @@ int files_dump_process(struct files_dump *fdump, pid_t pid)
 	size_t nr = 0;
 	int ret;
 
-	ret = check_own_table(fdump, pid);
-	if (!ret)
-		ret = list_fds(pid, &fds, &nr);
+	ret = list_fds(pid, &fds, &nr);
 	if (ret)
 		return ret;
 	pidfd = sys_pidfd_open(pid, 0);

@@ -51,6 +51,7 @@ struct img_dir {
 	InvFile *inv_files;		/* what imgdir_finish put into inv->files */
 	InvFile **inv_ptrs;
 	int compress;			/* zstd level for page data; 0: none */
+	bool raw_verified;		/* raw files are checked by imgdir_verify_start() */
 };
 
 struct img {
@@ -178,6 +179,11 @@ void imgdir_set_compress(struct img_dir *dir, int level)
 int imgdir_compress(const struct img_dir *dir)
 {
 	return dir->compress;
+}
+
+void imgdir_raw_verified_elsewhere(struct img_dir *dir)
+{
+	dir->raw_verified = true;
 }
 
 const Inventory *imgdir_inventory(const struct img_dir *dir)
@@ -818,8 +824,10 @@ static int img_open_file(struct img *img, const InvFile *f)
 		return -EIO;
 	img->size = f->size;
 	img->xxh64 = f->xxh64;
-	if (img->magic == IMG_MAGIC_RAW)
+	if (img->magic == IMG_MAGIC_RAW) {
+		img->hashing = !img->dir->raw_verified;
 		return 0;
+	}
 	return img_load_records(img);
 }
 

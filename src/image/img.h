@@ -63,6 +63,18 @@ void imgdir_set_compress(struct img_dir *dir, int level);
 int imgdir_compress(const struct img_dir *dir);
 
 /*
+ * Restore: checks every raw file (pages-*.img) against the inventory on a thread of its own
+ * (verify.c), and from now on img_read_raw() of those files in this process and in the
+ * processes it forks skips the checksum. Nothing read may be let run before
+ * imgdir_verify_finish() returned 0 (else it logs which file is damaged).
+ */
+struct img_verify;
+int imgdir_verify_start(struct img_dir *dir, struct img_verify **ret);
+int imgdir_verify_finish(struct img_verify *v);
+/* For verify.c: raw files are checked elsewhere; img_open() turns their checksum off. */
+void imgdir_raw_verified_elsewhere(struct img_dir *dir);
+
+/*
  * Creates file NAME (printf format) in dir for writing, mode 0600. For a record file, magic
  * is written first; for IMG_MAGIC_RAW nothing is. The checksum is kept as data is written.
  */

@@ -201,15 +201,6 @@ static int dump_exit_signal(pid_t pid, TaskCore *tc)
 	return -EINVAL;
 }
 
-int task_check_own_fs(pid_t pid, const pid_t *others, size_t nr)
-{
-	for (size_t i = 0; i < nr; i++)
-		if (sys_kcmp(pid, others[i], KCMP_FS, 0, 0) == 0)
-			return pr_errno(-EOPNOTSUPP, "pid %d shares its cwd, root and umask with pid %d (CLONE_FS): cannot checkpoint that yet",
-					pid, others[i]);
-	return 0;
-}
-
 int task_dump_core(struct infect_ctl *ctl, pid_t pid, TaskCore *tc)
 {
 	int ret;

@@ -16,11 +16,6 @@ struct infect_ctl;
  * Allocations belong to tc; free with task_free_core.
  */
 int task_dump_core(struct infect_ctl *ctl, pid_t pid, TaskCore *tc);
-/*
- * Dump: processes sharing cwd, root and umask (clone with CLONE_FS, not threads) would come
- * back with a copy each; refuses pid if it shares them with any of others.
- */
-int task_check_own_fs(pid_t pid, const pid_t *others, size_t nr);
 void task_free_core(TaskCore *tc);
 
 /*
