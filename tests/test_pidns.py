@@ -27,7 +27,8 @@ pytestmark = pytest.mark.skipif(not os.path.exists("/proc/self/ns/pid"),
 # signals without a handler, so it has one) everyone checks its ids, children first. Pids
 # kept in kernel objects: the child owns a socket (F_SETOWN), ends its child through a pidfd,
 # and its thread has a POSIX timer signalling that thread (SIGEV_THREAD_ID; the driver
-# checks its target in /proc/PID/timers).
+# checks its target in /proc/PID/timers). Root and child share anonymous memory (created at
+# restore through /proc/self/map_files, as crest names the restoring process).
 PROG_C = r"""
 #include <fcntl.h>
 #include <pthread.h>
@@ -36,6 +37,7 @@ PROG_C = r"""
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -44,7 +46,7 @@ PROG_C = r"""
 struct ids { pid_t pid, ppid, pgrp, sid; };
 
 static volatile sig_atomic_t term;
-static volatile int checking, thread_bad = -1;
+static volatile int checking, thread_bad = -1, *shared;
 static pid_t thread_tid;
 
 static void on_term(int sig) { (void)sig; term = 1; }
@@ -134,6 +136,10 @@ static int child(int ready)
 		usleep(1000);
 	write(ready, "r", 1);
 	wait_term();
+	if (*shared != 7) {
+		say("FAIL: child: shared memory reads %d, want 7\n", *shared);
+		bad = 1;
+	}
 	if (fcntl(p[0], F_GETOWN) != was.pid) {
 		say("FAIL: child: F_GETOWN %d, want %d\n", fcntl(p[0], F_GETOWN), was.pid);
 		bad = 1;
@@ -161,6 +167,8 @@ int main(void)
 
 	if (was.pid != 1)
 		say("FAIL: the root is pid %d, not 1\n", was.pid);
+	shared = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	*shared = 42;
 	pipe(pfd);
 	c = fork();
 	if (c == 0)
@@ -172,6 +180,7 @@ int main(void)
 	waitid(P_PID, z, &si, WEXITED | WNOWAIT);	/* a zombie from here on */
 	say("ready\n");
 	wait_term();
+	*shared = 7;
 	kill(c, SIGTERM);
 	bad |= status_of(c) != 0;
 	st = status_of(z);

@@ -244,9 +244,9 @@ static int write_pstree(struct dump_ctx *ctx)
 		pe.zombie = p->zombie;
 		pe.exit_status = p->exit_status;
 		pe.has_files_owner = p->files_owner != 0;
-		pe.files_owner = p->files_owner;
+		pe.files_owner = pidns_view(p->files_owner);
 		pe.has_fs_owner = p->fs_owner != 0;
-		pe.fs_owner = p->fs_owner;
+		pe.fs_owner = pidns_view(p->fs_owner);
 		if (p->zombie)
 			pe.comm = p->comm;
 		ret = img_write_msg(img, &pe.base);
