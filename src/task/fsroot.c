@@ -4,8 +4,9 @@
  * restore needs host paths until the very end: files are opened, memory premapped, the
  * restorer and its exe found through crest's root, and only then, in restore_final before
  * credentials drop the capability, a remote chroot(2) in the process moves it into its
- * root. Threads share it (CLONE_FS); processes that share it without being threads are
- * refused by task_check_own_fs. The cwd was set, by host path, before and stays as it is.
+ * root. Threads share it, and so do processes made with CLONE_FS: the first of those
+ * chroots them all, and the others find their root already in place. The cwd was set, by
+ * host path, before and stays as it is.
  */
 #define LOG_PREFIX "task/fsroot: "
 #include "task/task.h"
@@ -75,6 +76,20 @@ static int fsroot_dump(struct infect_ctl *ctl, pid_t pid, ProtobufCMessage **ret
 	return 0;
 }
 
+/*
+ * A process sharing its fs with one restored before it (CLONE_FS) is already there: a second
+ * chroot would resolve the path inside the new root. Both stats name the directory from
+ * crest's root.
+ */
+static bool already_there(pid_t pid, const char *path)
+{
+	char proc[64];
+	struct stat want, now;
+
+	snprintf(proc, sizeof(proc), "/proc/%d/root", pid);
+	return !stat(path, &want) && !stat(proc, &now) && same_file(&want, &now);
+}
+
 static int fsroot_restore(struct infect_ctl *ctl, pid_t pid, const ProtobufCMessage *rec)
 {
 	const FsRoot *fr = (const FsRoot *)rec;
@@ -86,6 +101,8 @@ static int fsroot_restore(struct infect_ctl *ctl, pid_t pid, const ProtobufCMess
 	if (len > PATH_MAX || fr->path[0] != '/')
 		return pr_errno(-EINVAL, "pid %d: root directory '%s' in the image is not an absolute path",
 				pid, fr->path);
+	if (already_there(pid, fr->path))
+		return 0;
 	ret = infect_scratch(ctl, len, &scratch);
 	if (!ret)
 		ret = infect_write(ctl, scratch, fr->path, len);

@@ -4,11 +4,15 @@
  *   OUTFILE.root/          R's root, holding "marker" ("outer")
  *   OUTFILE.root/inner/    C's root (a chroot inside R's), holding "marker" ("inner")
  *
- * R chroots first and forks C, which chroots further. Both note the device and inode of
- * their "/" and, after SIGTERM, check that "/" is still that directory, that "/marker" reads
- * what their own root holds, and that ".." of "/" is "/" (a root, not a plain directory).
- * Output goes to fd 1, opened by the driver before the chroot.
+ * R chroots first and forks C, which chroots further, and clones S with CLONE_FS, which
+ * shares R's root (one chroot at restore moves both; a second one would look for the path
+ * inside the new root). Each notes the device and inode of its "/" and, after SIGTERM,
+ * checks that "/" is still that directory, that "/marker" reads what its own root holds,
+ * and that ".." of "/" is "/" (a root, not a plain directory). Output goes to fd 1, opened
+ * by the driver before the chroot.
  */
+#include <sched.h>
+
 #include "case.h"
 
 struct root_id {
@@ -82,11 +86,32 @@ static __attribute__((noreturn)) void child(int *p)
 	case_child_exit();
 }
 
+/* S: R's fs, so R's root. */
+static int sharer(void *arg)
+{
+	(void)arg;
+	me.name = "S";
+	case_wait();
+	check_root();
+	case_child_exit();
+}
+
+static pid_t clone_sharer(void)
+{
+	static char stack[256 << 10] __attribute__((aligned(16)));
+	pid_t pid = clone(sharer, stack + sizeof(stack), CLONE_FS | SIGCHLD, NULL);
+
+	if (pid < 0)
+		case_die("clone(CLONE_FS): %m");
+	case_say("pid %d", pid);
+	return pid;
+}
+
 int main(int argc, char **argv)
 {
 	char dir[PATH_MAX], inner[PATH_MAX + 8], x;
 	int p[2];
-	pid_t c;
+	pid_t c, s;
 
 	case_init(argc, argv);
 	case_path(dir, sizeof(dir), "root");
@@ -103,11 +128,14 @@ int main(int argc, char **argv)
 	if (read(p[0], &x, 1) != 1)
 		case_die("C did not set up");
 	close(p[0]);
+	s = clone_sharer();
 	case_ready_wait();
 	if (case_sabotage("root") && chroot("/inner"))
 		case_fail("sabotage failed: %m");
 	kill(c, SIGTERM);
+	kill(s, SIGTERM);
 	check_root();
 	case_check_child(c, "C");
+	case_check_child(s, "S");
 	case_finish();
 }
