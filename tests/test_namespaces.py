@@ -6,8 +6,9 @@ they stood; what crest cannot save yet is refused with one line, leaving the tre
   host's, its hostname is the one it had, and CLOCK_MONOTONIC and CLOCK_BOOTTIME inside never
   went backwards; nor did they jump by the time the tree spent in the image (which they would
   if the restore did not set the new namespace's offsets).
-- SysV objects in the tree's ipc namespace, a pid namespace below a root that is not its init,
-  and a child in another uts namespace than its root are refused at dump, naming the pid.
+- A pid namespace below a root that is not its init, and a child in another uts namespace
+  than its root are refused at dump, naming the pid. (The objects of the tree's ipc namespace
+  are saved: tests/test_ipc.py.)
 - `crest run` makes a pid namespace unless --no-pidns (pid namespaces: test_pidns.py).
 """
 import json
@@ -202,18 +203,6 @@ def test_uts_ipc_time_roundtrip(tree, clockprog):
     for name, ns in zip(("CLOCK_MONOTONIC", "CLOCK_BOOTTIME"), map(int, jump.groups())):
         assert ns < bound, f"{name} jumped {ns / 1e9:.3f} s across a restore of " \
             f"{restore_s:.3f} s after {DOWNTIME} s in the image"
-
-
-def test_sysv_objects_refused(tree):
-    out, img = tree.workdir / "sysv.out", tree.workdir / "img"
-    tree.outfile = out
-    pid = crest_run(tree, "-O", out, "-E", out, "--", "sh", "-c",
-                    "ipcmk -Q >/dev/null && echo ready && exec sleep 60")
-    wait_for(lambda: "ready" in tree.output().splitlines(), "the message queue")
-    line = one_error_line(tree.crest("dump", "-t", pid, "-D", img, log=False))
-    assert str(pid) in line and "SysV" in line, line
-    assert proc_stat(pid)[0] not in "ZX", "the refused tree did not survive the dump"
-    assert not (img / "inventory.img").exists()
 
 
 def test_nested_uts_refused(tree):

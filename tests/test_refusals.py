@@ -189,7 +189,8 @@ signal.pause()
 
 
 def test_dump_refuses_posix_mqueue(tmp_path):
-    """A POSIX message queue looks like a regular file; its messages cannot be saved yet."""
+    """A POSIX message queue in crest's own ipc namespace (the host's, shared with everybody)
+    is refused; queues of a tree's own ipc namespace are saved (tests/cases/posix_mq.c)."""
     out = tmp_path / "out"
     with open(out, "ab") as f:
         proc = subprocess.Popen(["/usr/bin/python3", "-c", MQUEUE], stdin=subprocess.DEVNULL,
@@ -200,7 +201,7 @@ def test_dump_refuses_posix_mqueue(tmp_path):
         lines = res.stderr.strip().splitlines()
         assert res.returncode != 0
         assert len(lines) == 1 and str(proc.pid) in lines[0] and "crest-test" in lines[0] \
-            and "message queue" in lines[0], res.stderr
+            and "message queue" in lines[0] and "ipc namespace" in lines[0], res.stderr
         assert proc.poll() is None, "the refused process did not survive the dump"
     finally:
         proc.kill()

@@ -91,7 +91,7 @@ int restore_fork(struct restore_ctx *ctx, struct rproc *rp)
 	}
 	if (pid == 0) {
 		/* Namespaces it made are filled in before anything else runs in them. */
-		int ret = rp->clone_flags ? ns_restore_root(ctx->ns) : 0;
+		int ret = rp->clone_flags ? ns_restore_root(ctx->dir, ctx->ns) : 0;
 
 		if (ret)
 			restore_fail(ctx, ret);
@@ -426,7 +426,10 @@ __attribute__((noreturn)) void restore_task(struct restore_ctx *ctx, struct rpro
 	if (ret)
 		restore_fail(ctx, ret);
 	stage_barrier(ctx, RS_TAKE);
-	ret = restore_cwd_umask(rp);
+	/* Every process has attached its SysV segments: the root may now remove the marked ones. */
+	ret = rp->clone_flags ? ns_restore_late(ctx->dir, ctx->ns) : 0;
+	if (!ret)
+		ret = restore_cwd_umask(rp);
 	if (!ret)
 		ret = restore_fdtable(ctx, rp);
 	if (ret)

@@ -18,11 +18,14 @@
 /*
  * open(2) flags that recreate a description with saved status flags: close-on-exec (it starts
  * as a service fd), no creation flags, and no O_ASYNC: open(2) stores FASYNC in f_flags but
- * never calls the file's ->fasync, so only F_SETFL turns it on for real (fown_restore).
+ * never calls the file's ->fasync, so only F_SETFL turns it on for real (fown_restore). No
+ * O_NOFOLLOW either (shm_open(3) opens with it, and f_flags keeps it): reopening through the
+ * magic link /proc/self/fd/N with it fails with ELOOP.
  */
 static inline int reopen_flags(uint32_t flags)
 {
-	return (int)(flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_ASYNC)) | O_CLOEXEC;
+	return (int)(flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_ASYNC | O_NOFOLLOW)) |
+	       O_CLOEXEC;
 }
 
 /* The kernel appends " (deleted)" to the path of an unlinked dentry (d_path). */

@@ -10,6 +10,7 @@
 #include "fdinfo.pb-c.h"
 #include "files.pb-c.h"
 #include "inventory.pb-c.h"
+#include "ipc.pb-c.h"
 #include "mm.pb-c.h"
 #include "ns.pb-c.h"
 #include "pagemap.pb-c.h"
@@ -33,6 +34,11 @@ static const struct img_magic_desc img_magic_descs[] = {
 	{ IMG_MAGIC_FDINFO,    NULL,                      &fd_entry__descriptor },
 	{ IMG_MAGIC_PIPE_DATA, NULL,                      &pipe_data__descriptor },
 	{ IMG_MAGIC_NS,        NULL,                      &ns_entry__descriptor },
+	{ IMG_MAGIC_IPC_VAR,   NULL,                      &ipc_var_entry__descriptor },
+	{ IMG_MAGIC_IPC_SHM,   NULL,                      &ipc_shm_entry__descriptor },
+	{ IMG_MAGIC_IPC_SEM,   NULL,                      &ipc_sem_entry__descriptor },
+	{ IMG_MAGIC_IPC_MSG,   NULL,                      &ipc_msg_entry__descriptor },
+	{ IMG_MAGIC_IPC_MQ,    NULL,                      &ipc_mq_entry__descriptor },
 };
 
 static const struct img_magic_desc *find_magic(uint32_t magic)

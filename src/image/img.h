@@ -29,6 +29,11 @@ enum img_magic {
 	IMG_MAGIC_FDINFO    = 0x43524907,
 	IMG_MAGIC_PIPE_DATA = 0x43524908,
 	IMG_MAGIC_NS        = 0x43524909,	/* ns.img: the tree's own namespaces */
+	IMG_MAGIC_IPC_VAR   = 0x43524920,	/* ipc-var.img: sysctls of the tree's ipc namespace */
+	IMG_MAGIC_IPC_SHM   = 0x43524921,	/* ipc-shm.img: SysV shared memory segments */
+	IMG_MAGIC_IPC_SEM   = 0x43524922,	/* ipc-sem.img: SysV semaphore sets */
+	IMG_MAGIC_IPC_MSG   = 0x43524923,	/* ipc-msg.img: SysV message queues */
+	IMG_MAGIC_IPC_MQ    = 0x43524924,	/* ipc-mq.img: POSIX message queues */
 	IMG_MAGIC_RAW       = 0,		/* pages-*.img: raw, page-aligned data */
 };
 

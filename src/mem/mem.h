@@ -55,6 +55,14 @@ void mem_shmem_set_free(struct mem_shmem_set *set);
 /* Dump: saves the object behind vma of pid unless already saved (pagemap-shmem-<ino>.img). */
 int mem_shmem_dump(struct img_dir *dir, struct mem_shmem_set *set, pid_t pid, VmaEntry *vma);
 
+/*
+ * SysV shared memory contents (sysvshm.c), for src/ns/ipc-shm.c. Dump: saves the pages the
+ * segment attached at addr (size bytes) has, without creating any, as pagemap-<id>.img and
+ * pages-<id>.img. Restore: fills the segment attached at addr from them.
+ */
+int mem_sysv_dump(struct img_dir *dir, const char *id, const char *addr, uint64_t size);
+int mem_sysv_fill(struct img_dir *dir, const char *id, char *addr, uint64_t size);
+
 /* Restore: reads mm-<pid>.img. */
 int mem_read_map(struct img_dir *dir, pid_t pid, struct mem_map *ret);
 /*

@@ -9,12 +9,16 @@
 #include "mem/madv.h"
 #include "mem/pages.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/shm.h>
+#include <sys/stat.h>
 
 #include "image/img.h"
 #include "restorer/restorer.h"
@@ -37,14 +41,111 @@ static bool vma_premapped(const VmaEntry *vma)
 	return !vma_is_vdso_block(vma) && vma->kind != VMA_KIND__VMA_VSYSCALL;
 }
 
+static bool ends_deleted(const char *path)
+{
+	size_t len = strlen(path), sl = strlen(" (deleted)");
+
+	return len > sl && !strcmp(path + len - sl, " (deleted)");
+}
+
+/*
+ * A deleted file (dump checked that the process held a descriptor of it) was recreated by
+ * its descriptor's kind at the old path and unlinked again, so its descriptor reads the same
+ * "PATH (deleted)": that descriptor, among this process's, is opened again for the mapping.
+ */
+static int open_deleted_file(const char *path, int flags)
+{
+	char link[PATH_MAX], fdpath[300];
+	struct dirent *de;
+	int fd = -1;
+	DIR *d = opendir("/proc/self/fd");
+
+	while (d && fd < 0 && (de = readdir(d))) {
+		ssize_t n;
+		struct stat st;
+
+		snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%s", de->d_name);
+		n = readlink(fdpath, link, sizeof(link) - 1);
+		if (n < 0 || (size_t)n != strlen(path) || memcmp(link, path, n))
+			continue;
+		if (!stat(fdpath, &st) && S_ISREG(st.st_mode) && st.st_nlink == 0)
+			fd = open(fdpath, flags);
+	}
+	if (d)
+		closedir(d);
+	if (fd < 0 && !errno)
+		errno = ENOENT;
+	return fd;
+}
+
 static int open_mapped_file(pid_t pid, const VmaEntry *vma)
 {
 	bool rw = (vma->flags & MAP_SHARED) && (vma->prot & PROT_WRITE);
-	int fd = open(vma->path, (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	int flags = (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC;
+	int fd;
+
+	errno = 0;
+	if (ends_deleted(vma->path))
+		fd = open_deleted_file(vma->path, flags);
+	else
+		fd = open(vma->path, flags);
 
 	if (fd < 0)
 		pr_perror("pid %d: cannot open %s mapped at %" PRIx64, pid, vma->path, vma->start);
 	return fd;
+}
+
+/* Attaches part [pgoff, pgoff + len) of segment id at addr: whole, then the rest detached. */
+static int attach_part(int id, int flags, uint64_t seg_len, uint64_t pgoff, uint64_t len,
+		       uint64_t addr)
+{
+	char *p = shmat(id, NULL, flags);
+	void *q;
+
+	if (p == (void *)-1)
+		return -errno;
+	q = mremap(p + pgoff, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)addr);
+	if (q == MAP_FAILED) {
+		int err = -errno;
+
+		munmap(p, seg_len);
+		return err;
+	}
+	if (pgoff)
+		munmap(p, pgoff);
+	if (pgoff + len < seg_len)
+		munmap(p + pgoff + len, seg_len - pgoff - len);
+	return 0;
+}
+
+/*
+ * A SysV attach is made again with shmat(2) at the temporary address: the segment was
+ * recreated with its id in the new ipc namespace (src/ns/ipc-shm.c). The restorer's mremap
+ * keeps it attached (the move opens the new VMA and closes the old one through shm_vm_ops,
+ * so shm_nattch stays right). Part of a segment (an attach split by mprotect or a partial
+ * munmap) is attached whole elsewhere and only that part moved into place.
+ */
+static int premap_sysv(pid_t pid, const VmaEntry *vma, uint64_t addr)
+{
+	uint64_t len = vma->end - vma->start, seg_len;
+	int id = vma->ino, flags = vma->shm_flags & (SHM_RDONLY | SHM_EXEC), err;
+	struct shmid_ds ds;
+
+	if (shmctl(id, IPC_STAT, &ds))
+		return pr_errno(-errno, "pid %d: SysV shm %d mapped at %" PRIx64 ": not in the restored ipc namespace",
+				pid, id, vma->start);
+	seg_len = ALIGN_UP(ds.shm_segsz, PAGE);
+	if (vma->pgoff + len > seg_len || vma->pgoff + len < len)
+		return pr_errno(-EINVAL, "pid %d: mapping %" PRIx64 "-%" PRIx64 " lies past the end of SysV shm %d (%" PRIu64 " bytes)",
+				pid, vma->start, vma->end, id, (uint64_t)ds.shm_segsz);
+	if (vma->pgoff == 0 && len == seg_len)
+		err = shmat(id, (void *)addr, flags | SHM_REMAP) == (void *)-1 ? -errno : 0;
+	else
+		err = attach_part(id, flags, seg_len, vma->pgoff, len, addr);
+	if (err)
+		return pr_errno(err, "pid %d: cannot attach SysV shm %d for %" PRIx64 "-%" PRIx64, pid,
+				id, vma->start, vma->end);
+	return 0;
 }
 
 /*
@@ -61,6 +162,8 @@ static int premap_one(pid_t pid, const VmaEntry *vma, uint64_t addr,
 	int fd = -1, owned = 0;
 	void *p;
 
+	if (vma->kind == VMA_KIND__VMA_SYSV_SHM)
+		return premap_sysv(pid, vma, addr);
 	if (vma->kind == VMA_KIND__VMA_ANON) {
 		flags |= MAP_ANONYMOUS | (vma->flags & MAP_GROWSDOWN);
 	} else if (vma->kind == VMA_KIND__VMA_FILE) {

@@ -5,6 +5,7 @@
 #include "mem/mem.h"
 #include "mem/madv.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/shm.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -57,6 +59,64 @@ static bool has_suffix(const char *s, const char *suffix)
 }
 
 /*
+ * A mapping of a deleted file can be restored only through a descriptor of the same process
+ * on that file: the descriptor's kind ("ghost") saves the contents and recreates the file,
+ * and premap maps the recreated file found among the process's descriptors by its name.
+ */
+static bool holds_inode(pid_t pid, const VmaEntry *vma)
+{
+	char dir[64], path[340];
+	struct dirent *de;
+	bool found = false;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", pid);
+	d = opendir(dir);
+	while (d && !found && (de = readdir(d))) {
+		struct stat st;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		found = de->d_name[0] != '.' && !stat(path, &st) && st.st_ino == vma->ino &&
+			st.st_dev == vma->dev && st.st_nlink == 0;
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+/* A SysV segment can be saved only with the ipc namespace it lives in: the tree's own. */
+static bool has_own_ipc_ns(pid_t pid)
+{
+	struct stat mine, its;
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/ipc", pid);
+	if (stat("/proc/self/ns/ipc", &mine) || stat(path, &its))
+		return false;
+	return mine.st_ino != its.st_ino || mine.st_dev != its.st_dev;
+}
+
+/*
+ * A SysV attach shows as "/SYSV%08x (deleted)" (the key it was created with), its inode
+ * number being the shmid (ipc/shm.c newseg()). Its contents are the segment's, saved with the
+ * ipc namespace, never as pages of the process.
+ */
+static int classify_sysv(pid_t pid, VmaEntry *vma, const char *path)
+{
+	if (!has_own_ipc_ns(pid)) {
+		pr_err("pid %d: mapping %" PRIx64 "-%" PRIx64 " of SysV shared memory segment %" PRIu64 ": crest saves SysV IPC only in a tree with an ipc namespace of its own",
+		       pid, vma->start, vma->end, vma->ino);
+		return -EOPNOTSUPP;
+	}
+	vma->kind = VMA_KIND__VMA_SYSV_SHM;
+	/* SHM_RDONLY cleared by parse_vmflags when it sees "mw" */
+	vma->has_shm_flags = true;
+	vma->shm_flags = SHM_RDONLY | (vma->prot & PROT_EXEC ? SHM_EXEC : 0);
+	vma->path = xstrdup(path);
+	return vma->path ? 0 : -ENOMEM;
+}
+
+/*
  * Decides what a mapping is from its name. Shared anonymous memory shows as "/dev/zero
  * (deleted)" and memfd as "/memfd:NAME (deleted)": both are shmem objects whose contents we
  * save once. Returns -EOPNOTSUPP, after saying why, for mappings crest cannot restore.
@@ -82,9 +142,11 @@ static int classify_vma(pid_t pid, VmaEntry *vma, const char *path)
 		vma->path = xstrdup(path);
 		return vma->path ? 0 : -ENOMEM;
 	}
+	if (!strncmp(path, "/SYSV", 5) && has_suffix(path, " (deleted)") && (vma->flags & MAP_SHARED))
+		return classify_sysv(pid, vma, path);
 	if (path[0] == '/') {
-		if (has_suffix(path, " (deleted)")) {
-			pr_err("pid %d: mapping %" PRIx64 "-%" PRIx64 " of deleted file %s: not supported yet",
+		if (has_suffix(path, " (deleted)") && !holds_inode(pid, vma)) {
+			pr_err("pid %d: mapping %" PRIx64 "-%" PRIx64 " of deleted file %s that the process holds no descriptor of: not supported yet",
 			       pid, vma->start, vma->end, path);
 			return -EOPNOTSUPP;
 		}
@@ -113,6 +175,8 @@ static int parse_vmflags(pid_t pid, VmaEntry *vma, const char *flags)
 	for (const char *p = flags; *p; p += 3) {
 		if (!strncmp(p, "gd", 2))
 			vma->flags |= MAP_GROWSDOWN;
+		if (!strncmp(p, "mw", 2) && vma->kind == VMA_KIND__VMA_SYSV_SHM)
+			vma->shm_flags &= ~SHM_RDONLY;
 		vma->madv |= madv_of_vmflag(p);
 		vma->has_madv = vma->madv != 0;
 		if ((!strncmp(p, "io", 2) || !strncmp(p, "pf", 2)) &&

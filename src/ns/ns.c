@@ -173,32 +173,26 @@ static bool owns(const struct ns_refs *refs, int flag)
 	return false;
 }
 
-/* SysV objects belong to a later issue: an own ipc namespace must be empty to be saved. */
-static int check_sysv(pid_t root, const struct ns_peek *peek)
+/*
+ * Fills e from inside the root's own namespaces (peek holds the strings e points to) and
+ * writes the objects of an own ipc namespace to their images.
+ */
+static int record(struct img_dir *dir, const struct ns_refs *refs, NsEntry *e,
+		  struct ns_peek *peek)
 {
-	const unsigned int *n = peek->nr_sysv;
-
-	if (!n[NS_SYSV_SHM] && !n[NS_SYSV_SEM] && !n[NS_SYSV_MSG])
-		return 0;
-	pr_err("pid %d: its ipc namespace holds SysV IPC objects (%u shared memory segments, %u semaphore sets, %u message queues), which crest cannot checkpoint yet",
-	       root, n[NS_SYSV_SHM], n[NS_SYSV_SEM], n[NS_SYSV_MSG]);
-	return -EOPNOTSUPP;
-}
-
-/* Fills e from inside the root's own namespaces; peek holds the strings e points to. */
-static int record(const struct ns_refs *refs, NsEntry *e, struct ns_peek *peek)
-{
-	int flags, err;
+	int err;
 
 	e->has_uts = e->uts = owns(refs, CLONE_NEWUTS);
 	e->has_ipc = e->ipc = owns(refs, CLONE_NEWIPC);
 	e->has_time = e->time = owns(refs, CLONE_NEWTIME);
 	e->has_pid = e->pid = owns(refs, CLONE_NEWPID);
-	flags = (e->uts ? CLONE_NEWUTS : 0) | (e->ipc ? CLONE_NEWIPC : 0);
-	if (flags) {
-		err = ns_peek(refs->root, flags, peek);
-		if (!err && e->ipc)
-			err = check_sysv(refs->root, peek);
+	if (e->uts) {
+		err = ns_peek(refs->root, CLONE_NEWUTS, peek);
+		if (err)
+			return err;
+	}
+	if (e->ipc) {
+		err = ns_ipc_dump(dir, refs->root);
 		if (err)
 			return err;
 	}
@@ -232,7 +226,7 @@ int ns_dump(struct img_dir *dir, const struct pstree *tree)
 	if (!err)
 		err = pidns_dump_prepare(tree);
 	if (!err)
-		err = record(&refs, &e, &peek);
+		err = record(dir, &refs, &e, &peek);
 	if (err)
 		return err;
 	if (e.uts || e.ipc || e.time || e.pid)
@@ -300,14 +294,28 @@ uint64_t ns_root_clone_flags(const NsEntry *ns)
 	       (ns->pid ? CLONE_NEWPID : 0);
 }
 
-int ns_restore_root(const NsEntry *ns)
+static int restore_uts(const NsEntry *ns)
 {
-	if (!ns || !ns->uts)
-		return 0;
 	if (sethostname(ns->hostname, strlen(ns->hostname)))
 		return pr_errno(-errno, "pid %d: cannot set its hostname to '%s'", getpid(), ns->hostname);
 	if (setdomainname(ns->domainname, strlen(ns->domainname)))
 		return pr_errno(-errno, "pid %d: cannot set its domain name to '%s'", getpid(),
 				ns->domainname);
 	return 0;
+}
+
+int ns_restore_root(struct img_dir *dir, const NsEntry *ns)
+{
+	int err = 0;
+
+	if (ns && ns->uts)
+		err = restore_uts(ns);
+	if (!err && ns && ns->ipc)
+		err = ns_ipc_restore(dir);
+	return err;
+}
+
+int ns_restore_late(struct img_dir *dir, const NsEntry *ns)
+{
+	return ns && ns->ipc ? ns_ipc_restore_late(dir) : 0;
 }

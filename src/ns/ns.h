@@ -17,10 +17,11 @@ struct pstree;
 /*
  * Dump, with the tree frozen: every thread must live in crest's net, mnt, user and cgroup
  * namespaces, and in the same pid, uts, ipc and time namespaces as the root; those of the
- * four that are not crest's are recorded in ns.img (hostname, clocks). From here on
- * pidns_view translates the pids the dump writes. An own ipc namespace
- * must hold no SysV objects. Returns 0, or -errno after one error line naming the pid and
- * the namespace (-EOPNOTSUPP for what crest cannot checkpoint yet).
+ * four that are not crest's are recorded in ns.img (hostname, clocks), and the objects of an
+ * own ipc namespace in ipc-*.img (SysV shm, semaphores, message queues, POSIX mqueues). From
+ * here on pidns_view translates the pids the dump writes. Returns 0, or -errno after one
+ * error line naming the pid and the namespace (-EOPNOTSUPP for what crest cannot checkpoint
+ * yet).
  */
 int ns_dump(struct img_dir *dir, const struct pstree *tree);
 
@@ -37,7 +38,15 @@ uint64_t ns_root_clone_flags(const NsEntry *ns);
 int ns_timens_prepare(const NsEntry *ns, int *ret_saved);
 /* After the root is forked: processes crest forks later are born in crest's time ns again. */
 void ns_timens_done(int saved);
-/* In the new root, before it forks anything: the hostname and domain name of its uts ns. */
-int ns_restore_root(const NsEntry *ns);
+/*
+ * In the new root, before it forks anything: the hostname and domain name of its uts ns, and
+ * every object of its ipc ns, with its id.
+ */
+int ns_restore_root(struct img_dir *dir, const NsEntry *ns);
+/*
+ * In the root, once every process of the tree has premapped its memory (SysV segments are
+ * attached again): what must wait for that (segments removed with IPC_RMID are removed again).
+ */
+int ns_restore_late(struct img_dir *dir, const NsEntry *ns);
 
 #endif

@@ -1,8 +1,8 @@
 /*
- * Reading a namespace from inside. The hostname of a uts namespace and the SysV objects of an
- * ipc namespace are shown by the kernel only to processes in them (uname(2) and
- * /proc/sysvipc files use the caller's namespace), so a forked child of crest joins the target's
- * with setns(2) and sends what it read back through a pipe. crest itself never moves.
+ * Reading a namespace from inside. The hostname of a uts namespace is shown by the kernel only
+ * to processes in it (uname(2) answers for the caller's namespace), so a forked child of crest
+ * joins the target's with setns(2) and sends what it read back through a pipe. crest itself
+ * never moves. (The objects of an ipc namespace are read by a thread instead: ipc.c.)
  */
 #define LOG_PREFIX "ns: "
 #include "ns/internal.h"
@@ -19,27 +19,8 @@
 #include "util/log.h"
 #include "util/util.h"
 
-/* Objects listed in /proc/sysvipc/NAME: every line after the header is one. */
-static int count_sysv(const char *name, unsigned int *ret)
-{
-	char path[64], *buf;
-	unsigned int lines = 0;
-
-	snprintf(path, sizeof(path), "/proc/sysvipc/%s", name);
-	buf = read_file_at(AT_FDCWD, path, NULL);
-	if (!buf)
-		return -errno;
-	for (char *p = buf; (p = strchr(p, '\n')); p++)
-		lines++;
-	free(buf);
-	*ret = lines ? lines - 1 : 0;
-	return 0;
-}
-
 static int peek_fill(int pidfd, int flags, struct ns_peek *peek)
 {
-	static const char *const sysv[NS_SYSV_KINDS] = { "shm", "sem", "msg" };
-
 	if (setns(pidfd, flags)) {
 		snprintf(peek->what, sizeof(peek->what), "cannot join its namespaces");
 		return -errno;
@@ -47,14 +28,6 @@ static int peek_fill(int pidfd, int flags, struct ns_peek *peek)
 	if ((flags & CLONE_NEWUTS) && uname(&peek->uts)) {
 		snprintf(peek->what, sizeof(peek->what), "cannot read its uts names");
 		return -errno;
-	}
-	for (int i = 0; (flags & CLONE_NEWIPC) && i < NS_SYSV_KINDS; i++) {
-		int err = count_sysv(sysv[i], &peek->nr_sysv[i]);
-
-		if (err) {
-			snprintf(peek->what, sizeof(peek->what), "cannot read /proc/sysvipc/%s", sysv[i]);
-			return err;
-		}
 	}
 	return 0;
 }
