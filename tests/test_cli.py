@@ -90,8 +90,11 @@ def test_restore_exit_status(tree, how, want):
     img = tree.workdir / "img"
     tree.dump(img)
     tree.expect_original_killed(snap)
-    restore = tree.crest_bg("restore", "-D", img)
-    tree.wait_restored(snap, bg=restore)
+    # The pidfile comes once crest let the tree go: before that, the processes wait in the
+    # restorer untraced and look restored, but a SIGKILL then makes the restore fail (exit 1).
+    pidfile = tree.workdir / "root.pid"
+    restore = tree.crest_bg("restore", "-D", img, "--pidfile", pidfile)
+    tree.wait_restored(snap, bg=restore, pidfile=pidfile)
     os.kill(tree.root, signal.SIGTERM if how == "exit" else signal.SIGKILL)
     rc = tree.finish_bg(restore)
     assert rc == want, f"crest restore exited {rc}, want {want}"

@@ -10,8 +10,10 @@ written, and the target is left exactly as it was (tree_details). The pty case
                    (echo off, so the master has nothing queued): a tty has no MSG_PEEK.
   unread_output    bytes written to the slave that the master has not read yet.
   session_member   a process that is not its session's leader has the slave as controlling
-                   terminal: crest forks a session's processes before any file exists, so it
-                   can give the terminal back only to the leader.
+                   terminal, but its parent (the root, a subreaper it was reparented to) is not
+                   in the session: crest gives the terminal back to the leader before it
+                   forks, and members get it by inheritance only. (Members whose parent has
+                   it are restored: tests/cases/pty.c, tests/test_script.py.)
   leader_outside   the slave is the controlling terminal of a session whose leader is not
                    in the dumped tree (dumped with --shell-job, which allows that session).
   held_outside     the dumped tree holds the master, a process outside it the slave (-j).
@@ -53,15 +55,25 @@ os.write(s, b"out")
 ready()
 sleep()
 """,
+    # the root reaps orphans (PR_SET_CHILD_SUBREAPER): the member's parent dies, and the root,
+    # outside the session, becomes its parent
     "session_member": r"""
+import ctypes
+ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)
 leader = os.fork()
 if leader == 0:
     os.setsid()
     fcntl.ioctl(s, termios.TIOCSCTTY, 0)
-    member = os.fork()
-    if member == 0:
-        sleep()
-    ready(os.getpid(), member)
+    r, w = os.pipe()
+    middle = os.fork()
+    if middle == 0:
+        member = os.fork()
+        if member == 0:
+            sleep()
+        os.write(w, b"%d" % member)
+        os._exit(0)
+    os.waitpid(middle, 0)
+    ready(os.getpid(), int(os.read(r, 32)))
     sleep()
 sleep()
 """,

@@ -17,10 +17,11 @@ to the file.
       settings and window size are those before the dump (read through the slave by path);
       a command typed afterwards (echo hello $((6*7))) is answered ("hello 42"); `exit` ends
       bash, and script with it.
-  test_script_busy_refused
+  test_script_busy_restore
       While bash runs a foreground `sleep`, the sleep is a member of bash's session with the
-      slave as controlling terminal, which crest cannot give back: the dump is refused with
-      one line naming the sleep's pid, and script, bash and sleep carry on untouched.
+      slave as controlling terminal. After dump, kill and restore, sleep has it again, in the
+      foreground (bash took it back before forking sleep, which inherited it); ^C typed into
+      the terminal stops sleep, and bash answers a command.
 
 test_script_restore needs poll(2) without a timeout, interrupted by the dump (it ends with
 -ERESTART_RESTARTBLOCK), to be re-executed after restore: src/arch/x86_64/regs.c
@@ -39,7 +40,7 @@ import time
 
 import pytest
 
-from crestlib import WAIT, proc_stat, tree_changes, tree_details
+from crestlib import WAIT, proc_stat
 
 SCRIPT = shutil.which("script")
 PROMPT = "crest-script$ "
@@ -172,7 +173,7 @@ def test_script_restore(tree, script):
     tree.wait_gone(pids)
 
 
-def test_script_busy_refused(tree, script):
+def test_script_busy_restore(tree, script):
     script.type("sleep 60")
     sleep = None
     deadline = time.monotonic() + WAIT
@@ -184,11 +185,28 @@ def test_script_busy_refused(tree, script):
         time.sleep(0.01)
     tree.known.add(sleep)
     time.sleep(0.1)  # sleep has exec'ed
-    before = tree_details([tree.root, script.bash, sleep])
-    call = tree.crest("dump", "-t", tree.root, "-D", tree.workdir / "img", log=False)
-    lines = [l for l in call.stderr.splitlines() if l.strip()]
-    assert call.rc not in (0, None), "crest dumped a session member with a terminal"
-    assert len(lines) == 1, f"want one line of error, got:\n{call.stderr}"
-    assert f"pid {sleep}" in lines[0] and "controlling terminal" in lines[0], lines[0]
-    changed = tree_changes(before)
-    assert not changed, "the refused dump changed the tree:\n" + "\n".join(changed)
+    pids = [tree.root, script.bash, sleep]
+    ctty = {pid: proc_tty(pid) for pid in pids[1:]}
+    assert ctty[sleep][1] == ctty[script.bash][1] != 0 and ctty[sleep][2] == sleep, \
+        f"sleep is not bash's foreground job on its terminal: {ctty}"
+
+    img = tree.workdir / "img"
+    tree.crest_ok("dump", "-t", tree.root, "-D", img)
+    tree.popen.wait(timeout=WAIT)
+    tree.wait_gone(pids)
+    tree.crest_ok("restore", "-D", img, "-d")
+
+    for pid in pids[1:]:
+        assert proc_tty(pid) == ctty[pid], \
+            f"pid {pid}: (session, tty, foreground) is {proc_tty(pid)}, want {ctty[pid]}"
+    # ^C on the terminal: SIGINT to the foreground job, through its controlling terminal
+    fd = os.open(script.fifo, os.O_WRONLY | os.O_NONBLOCK)
+    try:
+        os.write(fd, b"\x03")
+    finally:
+        os.close(fd)
+    tree.wait_gone([sleep])
+    script.expect(re.escape(PROMPT), "the prompt after ^C stopped sleep")
+    script.run("echo hello $((6*7))", r"^hello 42$", "the answer to a command typed after restore")
+    script.type("exit")
+    tree.wait_gone(pids)

@@ -30,6 +30,9 @@ static const struct verb verbs[] = {
 	  "      --file-locks        save file locks (without it, a held lock fails the dump)\n"
 	  "      --ext-unix-sk       allow unix sockets whose peer is outside the tree\n"
 	  "      --tcp-established   CRIU's option; established TCP is not supported yet\n"
+	  "      --tcp-close         save TCP connections as closed: after restore the program\n"
+	  "                          finds each reset by its peer (ECONNRESET, then end of file;\n"
+	  "                          writes fail with EPIPE), with its fd number and options\n"
 	  "      --compress          compress page data (zstd, in independent 1 MiB chunks)\n"
 	  "      --display-stats     print the time of each stage\n" },
 	{ "restore", cmd_restore,
@@ -41,8 +44,8 @@ static const struct verb verbs[] = {
 	  "      --pidfile FILE      write the restored root's PID to FILE\n"
 	  "  -j, --shell-job         put a shell job onto crest's own terminal\n"
 	  "      --ext-unix-sk       reconnect unix sockets whose peer was outside the tree\n"
-	  "      --tcp-close         CRIU's option; accepted, but established TCP connections\n"
-	  "                          are refused at dump for now, so images hold none\n"
+	  "      --tcp-close         CRIU's option; accepted: connections are closed already by\n"
+	  "                          `crest dump --tcp-close`, images hold no live ones\n"
 	  "      --no-thp            fill memory in 4 KiB pages only (slower); by default whole\n"
 	  "                          2 MiB blocks are filled as transparent huge pages\n"
 	  "      --display-stats     print the time of each stage\n" },

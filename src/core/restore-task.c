@@ -198,7 +198,11 @@ static int open_owned(struct restore_ctx *ctx, struct rproc *rp)
 
 		if (ctx->shmem[i].owner != pid)
 			continue;
-		ret = mem_shmem_create(ctx->dir, ctx->shmem[i].vma, &fd);
+		if (ctx->shmem[i].file_id)	/* created just above, by its kind */
+			ret = mem_shmem_adopt(ctx->dir, ctx->shmem[i].vma,
+					      ctx->svc_base + ctx->shmem[i].file_id - 1, &fd);
+		else
+			ret = mem_shmem_create(ctx->dir, ctx->shmem[i].vma, &fd);
 		if (!ret)
 			ret = to_svc(fd, svc_fd_of_shmem(ctx, i));
 		if (ret)
@@ -404,6 +408,8 @@ __attribute__((noreturn)) void restore_task(struct restore_ctx *ctx, struct rpro
 		restore_fail(ctx, pr_errno(host, "pid %d: cannot learn its pid outside its pid namespace", getpid()));
 	ctx->slots[rp->idx].pid = host;
 	ret = setup_session(ctx, rp);
+	if (!ret)	/* before the children: they inherit a controlling terminal */
+		ret = files_restore_session(ctx->files, rp->pe->pid);
 	for (size_t i = 0; !ret && i < rp->nr_children; i++)
 		ret = restore_fork(ctx, rp->children[i]);
 	if (ret)

@@ -235,7 +235,10 @@ static int check_pids_free(struct restore_ctx *ctx)
 	return 0;
 }
 
-/* Each shared memory object is created by the first process that maps it. */
+/*
+ * Each shared memory object is created by the first process that maps it, unless it is also
+ * open as a descriptor (a memfd): then the owner of that description creates both, as one.
+ */
 static int plan_shmem(struct restore_ctx *ctx)
 {
 	size_t cap = 0;
@@ -246,6 +249,7 @@ static int plan_shmem(struct restore_ctx *ctx)
 		for (size_t v = 0; v < rp->map.nr_vmas; v++) {
 			const VmaEntry *vma = rp->map.vmas[v];
 			bool known = false;
+			uint32_t file_id;
 
 			if (vma->kind != VMA_KIND__VMA_SHMEM)
 				continue;
@@ -255,7 +259,10 @@ static int plan_shmem(struct restore_ctx *ctx)
 				continue;
 			if (xgrow((void **)&ctx->shmem, &cap, ctx->nr_shmem + 1, sizeof(*ctx->shmem)))
 				return -ENOMEM;
-			ctx->shmem[ctx->nr_shmem++] = (struct rshmem){ vma->ino, rp->pe->pid, vma };
+			file_id = files_restore_shmem_entry(ctx->files, vma->ino);
+			ctx->shmem[ctx->nr_shmem++] = (struct rshmem){ vma->ino,
+				file_id ? files_restore_owner(ctx->files, file_id) : (pid_t)rp->pe->pid,
+				vma, file_id };
 		}
 	}
 	return 0;
@@ -620,6 +627,9 @@ static int prepare(struct restore_ctx *ctx)
 			pids[n++] = ctx->procs[i].pe->pid;
 	ret = files_restore_read(ctx->dir, pids, n, &ctx->files);
 	free(pids);
+	/* before plan_fds(): what the kinds make here lies below the service fds */
+	if (!ret)
+		ret = files_restore_prepare(ctx->files);
 	if (!ret)
 		ret = plan_shmem(ctx);
 	/* Before plan_fds: its descriptors count among crest's own. */
@@ -677,6 +687,7 @@ static int run(struct restore_ctx *ctx)
 	uint64_t mark = now_ns(), deadline = mark + RESTORE_TIMEOUT_MS * 1000000ULL;
 	int ret = fork_root(ctx), verified;
 
+	files_restore_release(ctx->files);	/* the tree has its own copies now */
 	if (!ret)
 		ret = run_barriers(ctx, deadline, &mark);
 	/* Joined on every path; nothing restored runs before it said the data is intact. */

@@ -64,6 +64,7 @@ struct rshmem {
 	uint64_t ino;
 	pid_t owner;
 	const VmaEntry *vma;		/* one mapping of it (name and size) */
+	uint32_t file_id;		/* nonzero: the object of this description (memfd) */
 };
 
 /* Per-process slot in the shared control area, written by the process itself. */

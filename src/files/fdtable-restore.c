@@ -5,6 +5,7 @@
  */
 #define LOG_PREFIX "files: "
 #include "files/files.h"
+#include "files/fown.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +22,7 @@ struct rst_file {
 	const struct fd_kind *kind;
 	ProtobufCMessage *rec;	/* decoded payload */
 	pid_t owner;
+	pid_t first_holder;	/* the first process (tree order) with an fd for it */
 };
 
 struct rst_fdtable {
@@ -113,6 +115,8 @@ static void assign_owners(struct files_restore *fr)
 			struct rst_file *f = &fr->files[fr->tables[t].fds[i]->file_id - 1];
 			uint64_t g = group_of(f);
 
+			if (!f->first_holder)
+				f->first_holder = fr->tables[t].pid;
 			if (f->owner)
 				continue;
 			f->owner = fr->tables[t].pid;
@@ -182,6 +186,17 @@ size_t files_restore_nr_entries(const struct files_restore *fr)
 	return fr->nr_files;
 }
 
+uint32_t files_restore_shmem_entry(const struct files_restore *fr, uint64_t ino)
+{
+	for (size_t i = 0; ino && i < fr->nr_files; i++) {
+		const struct rst_file *f = &fr->files[i];
+
+		if (f->kind->shmem_ino && f->kind->shmem_ino(f->rec) == ino)
+			return f->fe->id;
+	}
+	return 0;
+}
+
 uint32_t files_restore_entry_id(const struct files_restore *fr, size_t idx)
 {
 	return fr->files[idx].fe->id;
@@ -191,8 +206,75 @@ int files_restore_open(struct files_restore *fr, uint32_t id, pid_t pid, const s
 {
 	struct rst_file *f = &fr->files[id - 1];
 	struct fd_open_arg a = { .pid = pid, .id = id, .dir = fr->dir, .opts = opts };
+	int fd = f->kind->open(&a, f->rec), ret;
 
-	return f->kind->open(&a, f->rec);
+	/*
+	 * The owner and signal, for kinds that leave them to us. The kind already set O_ASYNC
+	 * with its status flags: the owner is looked up when a signal is sent, so setting it
+	 * after O_ASYNC loses nothing (nothing happens on the new description in between).
+	 */
+	if (fd < 0 || !f->fe->fown)
+		return fd;
+	ret = fown_restore(fd, f->fe->fown, 0, pid, f->fe->kind);
+	if (ret < 0)
+		close(fd);
+	return ret;
+}
+
+static bool kind_used(const struct files_restore *fr, const struct fd_kind *kind)
+{
+	for (size_t i = 0; i < fr->nr_files; i++)
+		if (fr->files[i].kind == kind)
+			return true;
+	return false;
+}
+
+int files_restore_prepare(struct files_restore *fr)
+{
+	int ret = 0;
+
+	for (size_t k = 0; !ret && fd_kinds[k]; k++)
+		if (fd_kinds[k]->restore_prepare && kind_used(fr, fd_kinds[k]))
+			ret = fd_kinds[k]->restore_prepare(fr->dir);
+	return ret;
+}
+
+int files_restore_session(struct files_restore *fr, pid_t pid)
+{
+	int ret = 0;
+
+	for (size_t k = 0; !ret && fd_kinds[k]; k++)
+		if (fd_kinds[k]->restore_session && kind_used(fr, fd_kinds[k]))
+			ret = fd_kinds[k]->restore_session(pid);
+	return ret;
+}
+
+void files_restore_release(struct files_restore *fr)
+{
+	for (size_t k = 0; fd_kinds[k]; k++)
+		if (fd_kinds[k]->restore_release && kind_used(fr, fd_kinds[k]))
+			fd_kinds[k]->restore_release();
+}
+
+/*
+ * The kinds switched O_ASYNC on at a service fd, and ->fasync (fasync_helper()) noted that
+ * number: the signal's si_fd would name it. Switching O_ASYNC off and on again at the fd's
+ * final number makes si_fd what the target had, as far as the image tells (the lowest fd of
+ * the first process holding the description). Files without ->fasync ignore both calls. A
+ * tty's ->fasync makes the tty's group the owner again (__tty_fasync()): the owner is put back.
+ */
+static int rearm_async(int fd, pid_t pid, const char *kind)
+{
+	int fl = fcntl(fd, F_GETFL);
+	struct f_owner_ex owner;
+
+	if (fl < 0 || !(fl & O_ASYNC))
+		return 0;
+	if (fcntl(fd, F_GETOWN_EX, &owner) || fcntl(fd, F_SETFL, fl & ~O_ASYNC) ||
+	    fcntl(fd, F_SETFL, fl) || fcntl(fd, F_SETOWN_EX, &owner))
+		return pr_errno(-errno, "pid %d fd %d (%s): cannot switch O_ASYNC on at its number",
+				pid, fd, kind);
+	return 0;
 }
 
 int files_restore_late(struct files_restore *fr, pid_t pid, const struct crest_opts *opts)
@@ -207,11 +289,11 @@ int files_restore_late(struct files_restore *fr, pid_t pid, const struct crest_o
 		struct fd_open_arg a = { .pid = pid, .id = f->fe->id, .dir = fr->dir, .opts = opts };
 		bool first = true;
 
-		if (!f->kind->restore_late)
-			continue;
 		for (size_t j = 0; j < i; j++)
 			first &= fds[j]->file_id != fds[i]->file_id;
-		if (first)
+		if (first && f->first_holder == pid)
+			ret = rearm_async(fds[i]->fd, pid, f->fe->kind);
+		if (!ret && first && f->kind->restore_late)
 			ret = f->kind->restore_late(&a, f->rec, fds[i]->fd, f->owner == pid);
 	}
 	return ret;

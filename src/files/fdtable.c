@@ -4,6 +4,7 @@
  */
 #define LOG_PREFIX "files: "
 #include "files/files.h"
+#include "files/fown.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -114,7 +115,8 @@ static const struct fd_kind *match_kind(const struct fd_dump_arg *a)
 }
 
 static int add_entry(struct files_dump *fdump, const struct fd_kind *kind,
-		     ProtobufCMessage *rec, const struct fd_dump_arg *a, uint32_t *ret_id)
+		     ProtobufCMessage *rec, FownState *fown, const struct fd_dump_arg *a,
+		     uint32_t *ret_id)
 {
 	FileEntry *fe;
 	size_t len = protobuf_c_message_get_packed_size(rec);
@@ -122,12 +124,17 @@ static int add_entry(struct files_dump *fdump, const struct fd_kind *kind,
 	if (xgrow((void **)&fdump->entries, &fdump->cap_entries, fdump->nr_entries + 1,
 		  sizeof(*fdump->entries)) ||
 	    xgrow((void **)&fdump->known, &fdump->cap_known, fdump->nr_known + 1,
-		  sizeof(*fdump->known)))
+		  sizeof(*fdump->known))) {
+		free(fown);
 		return -ENOMEM;
+	}
 	fe = xmalloc(sizeof(*fe));
-	if (!fe)
+	if (!fe) {
+		free(fown);
 		return -ENOMEM;
+	}
 	file_entry__init(fe);
+	fe->fown = fown;	/* owned by fe from here on */
 	fe->id = fdump->nr_entries + 1;
 	fe->kind = xstrdup(kind->name);
 	fe->payload.data = xmalloc(len);
@@ -148,6 +155,7 @@ static int dump_new_file(struct files_dump *fdump, const struct fd_dump_arg *a, 
 {
 	const struct fd_kind *kind = match_kind(a);
 	ProtobufCMessage *rec = NULL;
+	FownState *fown = NULL;
 	int ret;
 
 	if (!kind) {
@@ -158,7 +166,11 @@ static int dump_new_file(struct files_dump *fdump, const struct fd_dump_arg *a, 
 	ret = kind->dump(a, &rec);
 	if (ret)
 		return ret;
-	ret = add_entry(fdump, kind, rec, a, ret_id);
+	/* O_ASYNC owner and signal, the same for every kind that does not keep them itself */
+	if (!kind->keeps_fown)
+		ret = fown_dump(a, &fown);
+	if (!ret)
+		ret = add_entry(fdump, kind, rec, fown, a, ret_id);
 	protobuf_c_message_free_unpacked(rec, NULL);
 	return ret;
 }

@@ -309,4 +309,5 @@ const struct fd_kind fd_kind_fifo = {
 	.group = fifo_group,
 	.open = fifo_open,
 	.restore_late = fifo_restore_late,
+	.keeps_fown = true,
 };

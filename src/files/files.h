@@ -82,6 +82,29 @@ struct fd_kind {
 	 * when only cleanup is wanted and the return value is ignored.
 	 */
 	int (*dump_finish)(struct img_dir *dir, bool complete);
+	/*
+	 * Restore, optional: the inode of the shared memory object this description opens when
+	 * the tree also maps that object (a memfd), else 0. The memory code then uses this
+	 * description's object for those mappings instead of creating one of its own.
+	 */
+	uint64_t (*shmem_ino)(const ProtobufCMessage *rec);
+	/*
+	 * True when the kind saves and restores the O_ASYNC owner and signal in its own record
+	 * (fown.h), because they must be set at a point of its own open (before a reopen, after
+	 * a tty's ->fasync). For every other kind the fd table does it (file_entry.fown), right
+	 * after open().
+	 */
+	bool keeps_fown;
+	/*
+	 * Restore, optional, for kinds with an entry in the image: prepare runs in the controller
+	 * before the first process is created, so that every process inherits what it makes;
+	 * session in each process once its session and group are set up and before it forks its
+	 * children (what they inherit then: a controlling terminal); release in the controller
+	 * once the root exists, to let go of what prepare made. 0 or -errno after logging.
+	 */
+	int (*restore_prepare)(struct img_dir *dir);
+	int (*restore_session)(pid_t pid);
+	void (*restore_release)(void);
 };
 
 /*
@@ -117,11 +140,17 @@ int files_restore_max_fd(const struct files_restore *fr);
 FileEntry *files_restore_entry(struct files_restore *fr, uint32_t id);
 /* Restore: the process that creates entry id (and its group). */
 pid_t files_restore_owner(struct files_restore *fr, uint32_t id);
+/* The kinds' restore_prepare, restore_session and restore_release (see struct fd_kind). */
+int files_restore_prepare(struct files_restore *fr);
+int files_restore_session(struct files_restore *fr, pid_t pid);
+void files_restore_release(struct files_restore *fr);
 /* Runs the kinds' restore_late for pid's installed fd table. */
 int files_restore_late(struct files_restore *fr, pid_t pid, const struct crest_opts *opts);
 /* Creates the description of entry id (called in its owner); returns an fd or -errno. */
 int files_restore_open(struct files_restore *fr, uint32_t id, pid_t pid, const struct crest_opts *opts);
 size_t files_restore_nr_entries(const struct files_restore *fr);
+/* The first entry whose description is shared memory object ino (kind's shmem_ino), or 0. */
+uint32_t files_restore_shmem_entry(const struct files_restore *fr, uint64_t ino);
 uint32_t files_restore_entry_id(const struct files_restore *fr, size_t idx);
 void files_restore_free(struct files_restore *fr);
 

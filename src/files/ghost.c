@@ -335,4 +335,5 @@ const struct fd_kind fd_kind_ghost = {
 	.group = ghost_group,
 	.open = ghost_open,
 	.restore_late = ghost_restore_late,
+	.keeps_fown = true,
 };

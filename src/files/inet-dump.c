@@ -33,6 +33,7 @@
 #include <sys/ioctl.h>
 #include <time.h>
 
+#include "cli/opts.h"
 #include "files/files.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -211,6 +212,32 @@ static int dump_tcp_listen(struct inet_dump *d, const struct tcp_info *ti)
 	return check_syn_recv(d);
 }
 
+/*
+ * --tcp-close: a connection saved as closed. Its queues are not saved. What a connection sets
+ * by itself is left out, as a fresh socket refuses it or the program never chose it: the MSS
+ * it negotiated, the window clamp it computed, and the multicast TTL, hops and interface that
+ * an accepted socket takes from the SYN (tcp_v4_syn_recv_sock(), tcp_v6_syn_recv_sock();
+ * TCP refuses to set them).
+ */
+static void drop_conn_opts(InetSkOpts *o)
+{
+	o->has_tcp_maxseg = false;
+	o->has_tcp_window_clamp = false;
+	o->has_ip_multicast_ttl = false;
+	o->has_ipv6_multicast_hops = false;
+	o->has_ipv6_multicast_if = false;
+}
+
+static int dump_tcp_closed(struct inet_dump *d)
+{
+	pr_info("%s: TCP connection %s -> %s (%s) saved as closed (--tcp-close)", d->what, d->local,
+		d->peer, inet_state_name(d->is->state));
+	d->is->has_tcp_closed = true;
+	d->is->tcp_closed = true;
+	d->is->has_shutdown = false;
+	return 0;
+}
+
 static int dump_tcp(struct inet_dump *d)
 {
 	struct tcp_info ti;
@@ -223,8 +250,11 @@ static int dump_tcp(struct inet_dump *d)
 	d->is->state = ti.tcpi_state;
 	if (ti.tcpi_state == INET_LISTEN)
 		return dump_tcp_listen(d, &ti);
+	if (d->a->opts && d->a->opts->tcp_close && (ti.tcpi_state != INET_CLOSE || ti.tcpi_segs_in ||
+				      ti.tcpi_segs_out))
+		return dump_tcp_closed(d);
 	if (ti.tcpi_state != INET_CLOSE) {
-		pr_err("%s: TCP connection %s -> %s (%s): TCP connections cannot be checkpointed yet",
+		pr_err("%s: TCP connection %s -> %s (%s): TCP connections cannot be checkpointed yet (--tcp-close saves them as closed)",
 		       d->what, d->local, d->peer, inet_state_name(ti.tcpi_state));
 		return -EOPNOTSUPP;
 	}
@@ -382,6 +412,8 @@ int inet_dump(const struct fd_dump_arg *a, ProtobufCMessage **ret)
 		err = d.is->protocol == IPPROTO_TCP ? dump_tcp(&d) : dump_udp(&d);
 	if (!err)
 		err = dump_opts(&d);
+	if (!err && d.is->tcp_closed)
+		drop_conn_opts(d.is->opts);
 	if (err) {
 		inet_socket__free_unpacked(d.is, NULL);
 		return err;

@@ -39,7 +39,7 @@ static int check_record(const struct fd_open_arg *a, const InetSocket *is)
 
 	if ((is->family != AF_INET && is->family != AF_INET6) || (!tcp && !udp) || !is->sk ||
 	    !is->opts || (is->state == INET_LISTEN && (!tcp || !is->has_backlog)) ||
-	    (is->peer && !udp)) {
+	    (is->peer && !udp && !is->tcp_closed) || (is->tcp_closed && !tcp)) {
 		pr_err("pid %d: files.img entry %u: not a socket crest can restore (family %u type %u protocol %u state %u)",
 		       a->pid, a->id, is->family, is->type, is->protocol, is->state);
 		return -EINVAL;
@@ -240,17 +240,19 @@ int inet_open(const struct fd_open_arg *a, const ProtobufCMessage *rec)
 	if (r.fd < 0)
 		return pr_errno(-errno, "%s: cannot create the socket", r.what);
 	err = restore_opts(&r, SOCKOPT_BEFORE_BIND);
-	if (!err)
+	if (!err && r.is->tcp_closed)	/* instead of bind, listen, connect and shutdown */
+		err = inet_closed_restore(r.fd, r.is, r.what);
+	else if (!err)
 		err = do_bind(&r);
 	if (!err)
 		err = restore_opts(&r, SOCKOPT_AFTER_BIND);
 	if (!err)
 		err = inet_mcast_restore(r.fd, r.is, r.what);
-	if (!err)
+	if (!err && !r.is->tcp_closed)
 		err = do_listen(&r);
-	if (!err)
+	if (!err && !r.is->tcp_closed)
 		err = do_connect(&r);
-	if (!err)
+	if (!err && !r.is->tcp_closed)
 		err = do_shutdown(&r);
 	if (!err)
 		err = set_flags(&r);

@@ -55,6 +55,12 @@ void inet_addr_str(const InetSkAddr *a, char *buf, size_t len);
 int inet_dump(const struct fd_dump_arg *a, ProtobufCMessage **ret);
 int inet_open(const struct fd_open_arg *a, const ProtobufCMessage *rec);
 
+/*
+ * inet-closed.c: makes fd, a fresh TCP socket, a connection reset by its peer (dump
+ * --tcp-close), from the local address of is where this machine has it.
+ */
+int inet_closed_restore(int fd, const InetSocket *is, const char *what);
+
 /* inet-mcast.c: the multicast groups a UDP socket joined (into is->mcast), and joining again. */
 int inet_mcast_dump(int lfd, InetSocket *is, const char *what);
 int inet_mcast_restore(int fd, const InetSocket *is, const char *what);

@@ -5,8 +5,13 @@
  * (group by inode) and opens every description through it (/proc/self/fd), so descriptions
  * that shared a memfd still do.
  *
- * A memfd that is also mapped is refused for now: mappings of it are restored by the memory
- * code as a shmem object of their own (mem/shmem.c), and the two would no longer be one.
+ * A memfd that is also mapped in the tree is one shared memory object for the memory code
+ * too (mem/shmem.c), which saved its contents before the files are dumped: the record says
+ * "mapped" and saves them no second time. At restore this kind creates the memfd, the memory
+ * code fills it and maps it (files_restore_shmem_entry()), and the seals come last, in
+ * restore_late, once every process has mapped it: F_SEAL_FUTURE_WRITE forbids new writable
+ * mappings, and contents cannot be written after F_SEAL_WRITE. A memfd mapped by a process
+ * outside the tree is refused: that mapping would not share the restored memfd.
  */
 #define LOG_PREFIX "files/memfd: "
 #include "files/files.h"
@@ -28,6 +33,7 @@
 #include "files/fown.h"
 #include "files/reopen.h"
 #include "image/img.h"
+#include "mem/mem.h"
 #include "memfd.pb-c.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -44,6 +50,7 @@ static bool memfd_match(const struct fd_dump_arg *a)
 static struct {
 	struct saved_memfd {
 		uint64_t ino;
+		bool mapped;		/* contents saved as a shared memory object */
 		MemfdExtent *ext;	/* array of n plain structs, copied into each record */
 		size_t n, cap;
 	} *v;
@@ -58,11 +65,30 @@ static struct saved_memfd *find_saved(uint64_t ino)
 	return NULL;
 }
 
+/* A process of the tree being dumped: crest has seized it (TracerPid), or crest itself. */
+static bool in_tree(pid_t pid)
+{
+	char path[64], *buf, *p;
+	bool ret;
+
+	if (pid == getpid())
+		return true;
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	buf = read_file_at(AT_FDCWD, path, NULL);
+	if (!buf)
+		return false;
+	p = strstr(buf, "\nTracerPid:");
+	ret = p && atoi(p + strlen("\nTracerPid:")) == getpid();
+	free(buf);
+	return ret;
+}
+
 /*
- * Refuses a memfd mapped by any process (found by its device and inode in /proc/PID/maps:
- * "start-end perms offset maj:min inode path"), in the tree or not.
+ * Refuses a memfd mapped by a process outside the tree (found by its device and inode in
+ * /proc/PID/maps: "start-end perms offset maj:min inode path"): after restore that mapping
+ * would no longer share the memfd. Mappings inside the tree are restored as the same object.
  */
-static int check_not_mapped(const struct fd_dump_arg *a)
+static int check_not_mapped_outside(const struct fd_dump_arg *a)
 {
 	char needle[64];
 	struct dirent *de;
@@ -80,8 +106,8 @@ static int check_not_mapped(const struct fd_dump_arg *a)
 			continue;
 		snprintf(path, sizeof(path), "/proc/%s/maps", de->d_name);
 		maps = read_file_at(AT_FDCWD, path, NULL);
-		if (maps && strstr(maps, needle)) {
-			pr_err("pid %d fd %d: %s is also mapped, by pid %s: a memfd both open and mapped cannot be restored as one object yet",
+		if (maps && strstr(maps, needle) && !in_tree(atoi(de->d_name))) {
+			pr_err("pid %d fd %d: %s is also mapped by pid %s, outside the tree: that mapping would no longer share it after restore",
 			       a->pid, a->fd, a->link, de->d_name);
 			ret = -EOPNOTSUPP;
 		}
@@ -104,7 +130,7 @@ static int check_memfd(const struct fd_dump_arg *a)
 		       a->pid, a->fd, a->link);
 		return -EOPNOTSUPP;
 	}
-	return check_not_mapped(a);
+	return check_not_mapped_outside(a);
 }
 
 static int copy_range(const struct fd_dump_arg *a, int fd, struct img *img, off_t off, off_t end)
@@ -167,6 +193,9 @@ static int save_contents(const struct fd_dump_arg *a, struct saved_memfd **ret_s
 	memset(sm, 0, sizeof(*sm));
 	sm->ino = a->st->st_ino;
 	*ret_sm = sm;
+	sm->mapped = mem_shmem_dumped(a->dir, sm->ino);
+	if (sm->mapped)
+		return 0;
 	snprintf(path, sizeof(path), "/proc/%d/fd/%d", a->pid, a->fd);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -236,6 +265,8 @@ static int fill_record(const struct fd_dump_arg *a, MemfdFile *mf, const struct 
 	mf->mode = a->st->st_mode;
 	mf->uid = a->st->st_uid;
 	mf->gid = a->st->st_gid;
+	mf->has_mapped = sm->mapped;
+	mf->mapped = sm->mapped;
 	if (!mf->name)
 		return -ENOMEM;
 	return copy_extent_list(mf, sm);
@@ -322,6 +353,17 @@ static int fill_contents(const struct fd_open_arg *a, const MemfdFile *mf, int f
 	return ret ? pr_errno(ret, "pid %d: cannot refill memfd %s", a->pid, mf->name) : 0;
 }
 
+/* Adds the seals the memfd lacks (several descriptions of one memfd may each try). */
+static int add_seals(const struct fd_open_arg *a, const MemfdFile *mf, int fd)
+{
+	int cur = fcntl(fd, F_GET_SEALS);
+	uint32_t missing = cur < 0 ? mf->seals : mf->seals & ~(uint32_t)cur;
+
+	if (cur >= 0 && (!missing || !fcntl(fd, F_ADD_SEALS, missing)))
+		return 0;
+	return pr_errno(-errno, "pid %d: memfd %s: cannot add seals %#x", a->pid, mf->name, mf->seals);
+}
+
 /*
  * Mode and owner before the seals (F_SEAL_EXEC, 6.3, forbids changing the exec bits). The
  * seals last: they may forbid writing and resizing. A memfd created without
@@ -332,9 +374,7 @@ static int finish_memfd(const struct fd_open_arg *a, const MemfdFile *mf, int fd
 	if (fchown(fd, mf->uid, mf->gid) || fchmod(fd, mf->mode & 07777))
 		return pr_errno(-errno, "pid %d: memfd %s: cannot set owner %u:%u and mode %#o", a->pid,
 				mf->name, mf->uid, mf->gid, mf->mode & 07777);
-	if (mf->seals && fcntl(fd, F_ADD_SEALS, mf->seals))
-		return pr_errno(-errno, "pid %d: memfd %s: cannot add seals %#x", a->pid, mf->name, mf->seals);
-	return 0;
+	return mf->mapped ? 0 : add_seals(a, mf, fd);
 }
 
 static int make_memfd(const struct fd_open_arg *a, const MemfdFile *mf)
@@ -348,7 +388,7 @@ static int make_memfd(const struct fd_open_arg *a, const MemfdFile *mf)
 		return pr_errno(-errno, "pid %d: cannot create memfd %s", a->pid, mf->name);
 	ret = ftruncate(fd, mf->size) ? pr_errno(-errno, "pid %d: memfd %s: cannot set size %" PRIu64,
 						 a->pid, mf->name, mf->size) : 0;
-	if (!ret)
+	if (!ret && !mf->mapped)
 		ret = fill_contents(a, mf, fd);
 	if (!ret)
 		ret = finish_memfd(a, mf, fd);
@@ -397,12 +437,37 @@ static int memfd_open(const struct fd_open_arg *a, const ProtobufCMessage *rec)
 	return memfd_setup(a, mf, fd);
 }
 
+/* fcntl(F_ADD_SEALS) refuses an O_PATH descriptor: seal through a reader of our own. */
+static int seal_mapped(const struct fd_open_arg *a, const MemfdFile *mf, int fd)
+{
+	int rfd = (mf->flags & O_PATH) ? reopen_fd(fd, O_RDONLY | O_CLOEXEC) : fd, ret;
+
+	if (rfd < 0)
+		return pr_errno(-errno, "pid %d: memfd %s: cannot reopen it to seal it", a->pid, mf->name);
+	ret = add_seals(a, mf, rfd);
+	if (rfd != fd)
+		close(rfd);
+	return ret;
+}
+
 static int memfd_restore_late(const struct fd_open_arg *a, const ProtobufCMessage *rec, int fd,
 			      bool owner)
 {
 	const MemfdFile *mf = (const MemfdFile *)rec;
+	int ret = 0;
 
-	return flock_restore_posix(fd, mf->locks, mf->n_locks, a->pid, mf->name);
+	if (owner && mf->mapped)	/* every mapping of it exists now */
+		ret = seal_mapped(a, mf, fd);
+	if (!ret)
+		ret = flock_restore_posix(fd, mf->locks, mf->n_locks, a->pid, mf->name);
+	return ret;
+}
+
+static uint64_t memfd_shmem_ino(const ProtobufCMessage *rec)
+{
+	const MemfdFile *mf = (const MemfdFile *)rec;
+
+	return mf->mapped ? mf->ino : 0;
 }
 
 const struct fd_kind fd_kind_memfd = {
@@ -414,4 +479,6 @@ const struct fd_kind fd_kind_memfd = {
 	.group = memfd_group,
 	.open = memfd_open,
 	.restore_late = memfd_restore_late,
+	.shmem_ino = memfd_shmem_ino,
+	.keeps_fown = true,
 };

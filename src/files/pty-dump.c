@@ -161,6 +161,8 @@ int pty_dump_master(const struct fd_dump_arg *a, TtyEnd *te)
 		err = dump_modes(a, ps);
 	if (!err && ps->sid)
 		err = pty_tree_check_session(a, index, ps->sid);
+	if (!err && ps->sid)
+		err = pty_tree_no_ctty(index, ps->sid, &ps->no_ctty, &ps->n_no_ctty);
 	if (!err)
 		err = pty_tree_check_outside(a, index);
 	/* TIOCGSID and TIOCGPGRP answer in crest's pid namespace; the image keeps the tree's. */

@@ -1,14 +1,16 @@
 /*
- * Restore of pty pairs. One process (the owner of every "tty" entry) makes every pair of the
- * image, in the order of their indexes, at the index each had: /dev/pts/N keeps its name, which
+ * Restore of pty pairs. crest's restore controller makes every pair of the image before the
+ * tree exists (pty_restore_prepare()), in the order of their indexes, at the index each had: /dev/pts/N keeps its name, which
  * programs have stored (ttyname, utmp, $SSH_TTY). Each slave description is opened from its
  * master with TIOCGPTPEER (Linux 4.13), which needs no path and finds the right devpts.
  *
  * Order within a pair: the master at its index; the slave's settings (TCSETS2 and TIOCSWINSZ
  * through the master act on the slave); packet mode; unlock; each slave description; and only
  * when the last is open, the slave's exclusive mode and the lock, either of which would keep
- * further opens out. The controlling terminal comes last, in restore_late, when the leader of
- * the session holds its descriptors and every process group of the session exists.
+ * further opens out. The owner of every "tty" entry opens their descriptions from the made
+ * pairs. The controlling terminal is taken by the session's leader before it forks
+ * (pty_restore_session()), so that its members inherit it; the foreground group comes last,
+ * in restore_late, when every process group of the session exists.
  */
 #define LOG_PREFIX "files/tty: "
 #include "files/files.h"
@@ -270,6 +272,74 @@ static int make_all(const struct fd_open_arg *a)
 		err = make_pair(a, &rst.pairs[i]);
 	rst.made = !err;
 	return err;
+}
+
+/*
+ * In crest's restore controller, before the first process is created: every pair is made
+ * there, so that every process of the tree inherits its master (p->fd) and a session leader
+ * can take its terminal back before it forks its children (pty_restore_session()). The owner
+ * of the entries then finds them made, and opens the descriptions from p->fd as before.
+ */
+int pty_restore_prepare(struct img_dir *dir)
+{
+	struct fd_open_arg a = { .pid = getpid(), .dir = dir };
+	int ret = load(dir);
+
+	return ret ? ret : make_all(&a);
+}
+
+/* The controller, once the root exists: the tree holds the masters now. */
+void pty_restore_release(void)
+{
+	for (size_t i = 0; i < rst.nr_pairs; i++)
+		safe_close(rst.pairs[i].fd);
+}
+
+static bool no_ctty(const PtyState *ps, pid_t pid)
+{
+	for (size_t i = 0; i < ps->n_no_ctty; i++)
+		if (ps->no_ctty[i] == pid)
+			return true;
+	return false;
+}
+
+/* TIOCNOTTY acts on the caller's terminal only through that terminal: a slave, not its master. */
+static int drop_ctty(pid_t pid, const struct pair *p)
+{
+	int slave = ioctl(p->fd, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC), err = 0;
+
+	if (slave < 0)
+		return pr_errno(-errno, "pid %d: cannot open /dev/pts/%u to drop it as controlling terminal", pid, p->index);
+	if (ioctl(slave, TIOCNOTTY) < 0 && errno != ENOTTY)
+		err = pr_errno(-errno, "pid %d: cannot drop /dev/pts/%u as controlling terminal", pid, p->index);
+	close(slave);
+	return err;
+}
+
+/*
+ * A process whose session and group are set up, before it forks its children. The leader of
+ * a session whose controlling terminal is a pair of the image takes it now (TIOCSCTTY through
+ * the inherited master acts on the slave), so that the members forked from it inherit it, as
+ * they had. A member that had none drops it (TIOCNOTTY), before its own children. The
+ * foreground group is set later, in pty_restore_late(), when every group exists.
+ */
+int pty_restore_session(pid_t pid)
+{
+	for (size_t i = 0; i < rst.nr_pairs; i++) {
+		const struct pair *p = &rst.pairs[i];
+		const PtyState *ps = p->master->pty;
+		int err = 0;
+
+		if (!ps->sid || p->fd < 0)
+			continue;
+		if ((pid_t)ps->sid == pid && ioctl(p->fd, TIOCSCTTY, 0) < 0)
+			err = pr_errno(-errno, "pid %d: cannot make /dev/pts/%u its controlling terminal again", pid, p->index);
+		else if ((pid_t)ps->sid != pid && no_ctty(ps, pid))
+			err = drop_ctty(pid, p);
+		if (err)
+			return err;
+	}
+	return 0;
 }
 
 /*

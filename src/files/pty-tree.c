@@ -25,6 +25,7 @@
 /* A process of the tree: its session and controlling terminal (/proc/PID/stat). */
 struct tree_proc {
 	pid_t pid;
+	pid_t ppid;
 	pid_t sid;
 	pid_t tpgid;	/* foreground group of its controlling terminal, -1 if none */
 	dev_t tty;	/* its controlling terminal, 0 if none */
@@ -53,7 +54,7 @@ static bool traced_by_us(pid_t pid)
 	return ret;
 }
 
-/* Fields 6-8 of /proc/PID/stat: session, tty_nr, tpgid. */
+/* Fields 4 and 6-8 of /proc/PID/stat: parent, session, tty_nr, tpgid. */
 static int read_stat(struct tree_proc *tp)
 {
 	char path[64], *buf, *p;
@@ -63,11 +64,11 @@ static int read_stat(struct tree_proc *tp)
 	snprintf(path, sizeof(path), "/proc/%d/stat", tp->pid);
 	buf = read_file_at(AT_FDCWD, path, NULL);
 	p = buf ? strrchr(buf, ')') : NULL;
-	n = p ? sscanf(p + 1, " %*c %*d %*d %d %u %d", &tp->sid, &tty_nr, &tp->tpgid) : 0;
+	n = p ? sscanf(p + 1, " %*c %d %*d %d %u %d", &tp->ppid, &tp->sid, &tty_nr, &tp->tpgid) : 0;
 	free(buf);
 	/* tty_nr is the kernel's new_encode_dev(), which glibc's makedev() encodes alike */
 	tp->tty = tty_nr;
-	return n == 3 ? 0 : pr_errno(-ESRCH, "pid %d: cannot read %s", tp->pid, path);
+	return n == 4 ? 0 : pr_errno(-ESRCH, "pid %d: cannot read %s", tp->pid, path);
 }
 
 /* The pair a descriptor of /proc/PID/fd (dirfd) is the master of, or -1. */
@@ -233,22 +234,48 @@ static bool holds_end(pid_t pid, uint32_t index)
 }
 
 /*
- * Other processes of the tree with the slave as controlling terminal: a process gets one only
- * from its parent at fork or, as a session leader, by TIOCSCTTY, and crest forks a session's
- * processes before any file exists, so it can give the terminal back to the leader only.
+ * Other processes of the tree with the slave as controlling terminal. A process gets one only
+ * as a session leader, by TIOCSCTTY, or from its parent at fork. At restore the leader takes
+ * the slave back before it forks its children (pty_restore_session()), so a member gets it
+ * by inheritance, which needs its parent in the tree to have it too: the leader, or a member
+ * that has it. Members without it drop what they inherit (pty_state.no_ctty).
  */
 static int check_members(uint32_t index, pid_t sid)
 {
 	for (size_t i = 0; i < tree.nr_procs; i++) {
-		const struct tree_proc *tp = &tree.procs[i];
+		const struct tree_proc *tp = &tree.procs[i], *parent;
 
 		if (tp->sid != sid || tp->pid == sid || tp->tty != pty_slave_dev(index))
 			continue;
-		pr_err("pid %d: /dev/pts/%u is its controlling terminal, in session %d: crest can give a controlling terminal back only to the session's leader",
-		       tp->pid, index, sid);
+		parent = find_proc(tp->ppid);
+		if (parent && parent->sid == sid &&
+		    (parent->pid == sid || parent->tty == pty_slave_dev(index)))
+			continue;
+		pr_err("pid %d: /dev/pts/%u is its controlling terminal, in session %d, but not its parent's %d: crest gives it back to the leader and to the processes that inherit it from there",
+		       tp->pid, index, sid, tp->ppid);
 		return -EOPNOTSUPP;
 	}
 	return 0;
+}
+
+int pty_tree_no_ctty(uint32_t index, pid_t sid, int32_t **ret, size_t *nr)
+{
+	size_t cap = 0;
+	int err = scan_tree();
+
+	*ret = NULL;
+	*nr = 0;
+	for (size_t i = 0; !err && i < tree.nr_procs; i++) {
+		const struct tree_proc *tp = &tree.procs[i];
+
+		if (tp->sid != sid || tp->pid == sid || tp->tty == pty_slave_dev(index))
+			continue;
+		if (xgrow((void **)ret, &cap, *nr + 1, sizeof(**ret)))
+			err = -ENOMEM;
+		else
+			(*ret)[(*nr)++] = tp->pid;
+	}
+	return err;
 }
 
 /*

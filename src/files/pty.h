@@ -66,12 +66,22 @@ int pty_tree_session(uint32_t index, pid_t *sid, pid_t *pgrp);
 int pty_tree_check_session(const struct fd_dump_arg *a, uint32_t index, pid_t sid);
 /* Refuses a pair that a process outside the tree holds an end of. */
 int pty_tree_check_outside(const struct fd_dump_arg *a, uint32_t index);
+/*
+ * The processes of session sid in the tree, but its leader, without /dev/pts/index as
+ * controlling terminal (*ret malloc'ed).
+ */
+int pty_tree_no_ctty(uint32_t index, pid_t sid, int32_t **ret, size_t *nr);
 /* Whether the controlling terminal of pid (in the tree) is a slave of a pair inside it. */
 int pty_tree_ctty_inside(pid_t pid, uint32_t *index, bool *ret);
 /* End of a dump: forgets what was read. */
 void pty_tree_forget(void);
 
 /* ---- restore (pty-restore.c) ---- */
+/* The controller: makes every pair before the tree exists; lets them go once it does. */
+int pty_restore_prepare(struct img_dir *dir);
+void pty_restore_release(void);
+/* Each process, before its children: the leader takes the terminal, members without it drop it. */
+int pty_restore_session(pid_t pid);
 /* Makes (first call: every pair of the image, from files.img) and returns one end. */
 int pty_restore_open(const struct fd_open_arg *a, const TtyEnd *te);
 /* In the leader of a session whose controlling terminal was the slave: makes it so again. */

@@ -366,4 +366,5 @@ const struct fd_kind fd_kind_reg = {
 	.group = reg_group,
 	.open = reg_open,
 	.restore_late = reg_restore_late,
+	.keeps_fown = true,
 };

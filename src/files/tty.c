@@ -209,4 +209,8 @@ const struct fd_kind fd_kind_tty = {
 	.group = tty_group,
 	.open = tty_open,
 	.restore_late = tty_restore_late,
+	.restore_prepare = pty_restore_prepare,
+	.restore_session = pty_restore_session,
+	.restore_release = pty_restore_release,
+	.keeps_fown = true,
 };

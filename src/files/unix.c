@@ -53,4 +53,5 @@ const struct fd_kind fd_kind_unix = {
 	.dump_finish = unix_dump_finish,
 	.group = unix_group,
 	.open = unix_open,
+	.keeps_fown = true,
 };

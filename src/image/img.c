@@ -196,6 +196,14 @@ const char *imgdir_path(const struct img_dir *dir)
 	return dir->path;
 }
 
+bool imgdir_written(const struct img_dir *dir, const char *name)
+{
+	for (size_t i = 0; i < dir->nr_written; i++)
+		if (!strcmp(dir->written[i].name, name))
+			return true;
+	return false;
+}
+
 int imgdir_fd(const struct img_dir *dir)
 {
 	return dir->dfd;

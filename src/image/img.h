@@ -54,6 +54,8 @@ int imgdir_open_read(const char *path, struct img_dir **ret);
 const Inventory *imgdir_inventory(const struct img_dir *dir);
 const char *imgdir_path(const struct img_dir *dir);
 int imgdir_fd(const struct img_dir *dir);
+/* Write side: whether file name was written (and closed) through dir in this session. */
+bool imgdir_written(const struct img_dir *dir, const char *name);
 /*
  * Completes a dump: fills inv->files from every file created through this dir (size and
  * XXH64 of each), writes inventory.img last (via a temporary name and rename) and fsyncs.

@@ -54,6 +54,11 @@ struct mem_shmem_set *mem_shmem_set_new(void);
 void mem_shmem_set_free(struct mem_shmem_set *set);
 /* Dump: saves the object behind vma of pid unless already saved (pagemap-shmem-<ino>.img). */
 int mem_shmem_dump(struct img_dir *dir, struct mem_shmem_set *set, pid_t pid, VmaEntry *vma);
+/*
+ * Dump: whether object ino was saved by mem_shmem_dump() (it is mapped in the tree), for a
+ * descriptor kind of the same object (memfd) that then saves its contents no second time.
+ */
+bool mem_shmem_dumped(struct img_dir *dir, uint64_t ino);
 
 /*
  * SysV shared memory contents (sysvshm.c), for src/ns/ipc-shm.c. Dump: saves the pages the
@@ -70,6 +75,12 @@ int mem_read_map(struct img_dir *dir, pid_t pid, struct mem_map *ret);
  * descriptor for it (memfd of the same name, or a shared anonymous object).
  */
 int mem_shmem_create(struct img_dir *dir, const VmaEntry *vma, int *ret_fd);
+/*
+ * Restore: the same for an object that a descriptor kind already created (a memfd also open
+ * as a descriptor, base_fd): fills it with its contents and returns a new read-write
+ * description of it.
+ */
+int mem_shmem_adopt(struct img_dir *dir, const VmaEntry *vma, int base_fd, int *ret_fd);
 
 /* What a premapped process hands to the restorer. */
 struct mem_premap {

@@ -149,6 +149,24 @@ static int premap_sysv(pid_t pid, const VmaEntry *vma, uint64_t addr)
 }
 
 /*
+ * A shared memory mapping that could never be made writable (no VM_MAYWRITE: made through a
+ * read-only description, or of a memfd sealed against writing) is made the same way: one
+ * with VM_MAYWRITE would make adding F_SEAL_WRITE fail with EBUSY.
+ */
+static int reopen_read_only(pid_t pid, const VmaEntry *vma, int fd)
+{
+	char path[64];
+	int rfd;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	rfd = open(path, O_RDONLY | O_CLOEXEC);
+	if (rfd < 0)
+		pr_perror("pid %d: cannot reopen %s read-only to map it at %" PRIx64, pid,
+			  vma->path, vma->start);
+	return rfd;
+}
+
+/*
  * Private mappings are premapped writable so their pages can be filled; shared ones get the
  * final protection (their contents live in the file or shmem object, not in the image).
  */
@@ -171,6 +189,10 @@ static int premap_one(pid_t pid, const VmaEntry *vma, uint64_t addr,
 		owned = 1;
 	} else {
 		fd = shmem_fd(arg, vma->ino);
+		if (fd >= 0 && vma->no_maywrite) {
+			fd = reopen_read_only(pid, vma, fd);
+			owned = 1;
+		}
 	}
 	if (fd < 0 && !(flags & MAP_ANONYMOUS))
 		return -ENOENT;

@@ -222,33 +222,67 @@ static bool shmem_dest(void *arg, uint64_t off, uint64_t len, struct fill_dest *
 /* No bridging: the object's holes are part of its state (SEEK_HOLE, memory use). */
 static const struct fill_ops shmem_fill_ops = { .dest_of = shmem_dest };
 
-int mem_shmem_create(struct img_dir *dir, const VmaEntry *vma, int *ret_fd)
+/* Writes the saved pages of the object into it, through a temporary shared mapping. */
+static int shmem_fill(struct img_dir *dir, const VmaEntry *vma, int fd)
 {
 	uint64_t size = vma->has_shmem_size ? vma->shmem_size : 0, bytes = 0;
-	_cleanup_free_ char *name = memfd_name(vma->path ? vma->path : "");
 	struct shmem_fill fill = { .size = size, .ino = vma->ino };
 	uint64_t map_len = ALIGN_UP(size, PAGE);
 	char id[32];
+	int ret;
+
+	if (!map_len)
+		return 0;
+	snprintf(id, sizeof(id), "shmem-%" PRIu64, vma->ino);
+	fill.base = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (fill.base == MAP_FAILED)
+		return pr_errno(-errno, "cannot map shared memory %s", vma->path);
+	ret = mem_fill_pages(dir, id, &shmem_fill_ops, &fill, &bytes);
+	munmap(fill.base, map_len);
+	return ret;
+}
+
+int mem_shmem_create(struct img_dir *dir, const VmaEntry *vma, int *ret_fd)
+{
+	uint64_t size = vma->has_shmem_size ? vma->shmem_size : 0;
+	_cleanup_free_ char *name = memfd_name(vma->path ? vma->path : "");
 	int fd = -1, ret;
 
 	ret = name ? create_memfd(name, size, &fd) : create_anon_object(size, &fd);
-	if (ret)
-		return ret;
-	snprintf(id, sizeof(id), "shmem-%" PRIu64, vma->ino);
-	if (map_len) {
-		fill.base = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-		if (fill.base == MAP_FAILED) {
-			ret = pr_errno(-errno, "cannot map shared memory %s", vma->path);
+	if (!ret)
+		ret = shmem_fill(dir, vma, fd);
+	if (ret) {
+		if (fd >= 0)
 			close(fd);
-			return ret;
-		}
-		ret = mem_fill_pages(dir, id, &shmem_fill_ops, &fill, &bytes);
-		munmap(fill.base, map_len);
+		return ret;
 	}
+	*ret_fd = fd;
+	return 0;
+}
+
+int mem_shmem_adopt(struct img_dir *dir, const VmaEntry *vma, int base_fd, int *ret_fd)
+{
+	char path[64];
+	int fd, ret;
+
+	/* A description of our own, read-write whatever base_fd's mode (even O_PATH). */
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", base_fd);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return pr_errno(-errno, "cannot reopen %s read-write", vma->path);
+	ret = shmem_fill(dir, vma, fd);
 	if (ret) {
 		close(fd);
 		return ret;
 	}
 	*ret_fd = fd;
 	return 0;
+}
+
+bool mem_shmem_dumped(struct img_dir *dir, uint64_t ino)
+{
+	char name[64];
+
+	snprintf(name, sizeof(name), "pagemap-shmem-%" PRIu64 ".img", ino);
+	return imgdir_written(dir, name);
 }

@@ -169,12 +169,18 @@ static int classify_vma(pid_t pid, VmaEntry *vma, const char *path)
 	return -EOPNOTSUPP;
 }
 
-/* "VmFlags: rd wr mr mw me gd ac": growsdown, advice, and device mappings we must refuse. */
+/*
+ * "VmFlags: rd wr mr mw me gd ac": growsdown, advice, whether a shared memory mapping may ever
+ * be made writable ("mw"), and device mappings we must refuse.
+ */
 static int parse_vmflags(pid_t pid, VmaEntry *vma, const char *flags)
 {
+	bool maywrite = false;
+
 	for (const char *p = flags; *p; p += 3) {
 		if (!strncmp(p, "gd", 2))
 			vma->flags |= MAP_GROWSDOWN;
+		maywrite |= !strncmp(p, "mw", 2);
 		if (!strncmp(p, "mw", 2) && vma->kind == VMA_KIND__VMA_SYSV_SHM)
 			vma->shm_flags &= ~SHM_RDONLY;
 		vma->madv |= madv_of_vmflag(p);
@@ -189,6 +195,8 @@ static int parse_vmflags(pid_t pid, VmaEntry *vma, const char *flags)
 		if (!p[2])
 			break;
 	}
+	if (vma->kind == VMA_KIND__VMA_SHMEM && !maywrite)
+		vma->has_no_maywrite = vma->no_maywrite = true;
 	return 0;
 }
 

@@ -13,13 +13,16 @@
  *       with ISIG, VINTR ^X, 115200 baud, window 33x111 (555x777 pixels), foreground group G
  *     grandchild G: forked by L before L took the terminal, so it is in L's session without a
  *       controlling terminal, leads its own group (the foreground), holds slave A (fd 6) and
- *       answers every read with "<" what it read ">". (A member of the session with the
- *       terminal as its own would be refused: crest gives it back only to the leader.)
+ *       answers every read with "<" what it read ">".
+ *     grandchild M: forked by L after L took the terminal, so a member of L's session (and
+ *       group) with slave A as its controlling terminal, inherited: crest's leader takes the
+ *       terminal back before it forks, M inherits it again, and G drops what it inherits.
  *
  * After SIGTERM, R types "hi\r" into master A and must get "<hi\r>" back at once (raw mode: no
  * line editing, no CR->NL, no echo), compares every setting, reads a packet from B, and checks
  * the states of C and D; L checks that slave A is its controlling terminal (tcgetpgrp, TIOCGSID,
- * tty_nr) with G in the foreground; G checks that it still has none.
+ * tty_nr) with G in the foreground; G checks that it still has none; M that slave A is its
+ * controlling terminal (tty_nr, and /dev/tty opens onto L's session's terminal).
  */
 #include "case.h"
 
@@ -39,7 +42,7 @@
 static const struct winsize want_ws = { 33, 111, 555, 777 };
 static char path_a[64], path_b[64], path_c[64], path_d[64];
 static struct termios saved_tio;	/* of A, once L has set it */
-static pid_t l_pid, g_pid;
+static pid_t l_pid, g_pid, m_pid;
 
 /* Moves fd to number want (closing the original). */
 static void move_fd(int fd, int want)
@@ -180,6 +183,28 @@ static void leader_sabotage(void)
 	}
 }
 
+/* M: a member of L's session that inherited slave A as controlling terminal. */
+static __attribute__((noreturn)) void member(void)
+{
+	struct stat st;
+	pid_t sid = 0;
+	int fd;
+
+	case_wait();
+	if (case_sabotage("member_ctty"))
+		ioctl(L_SLAVE, TIOCNOTTY);
+	case_check(fstat(L_SLAVE, &st) == 0 && proc_tty_nr(getpid()) == (long)st.st_rdev,
+		   "M: controlling terminal %#lx, want %s (%#lx)", proc_tty_nr(getpid()), path_a,
+		   (long)st.st_rdev);
+	fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		case_fail("M: cannot open /dev/tty: %m");
+	else
+		case_check(ioctl(fd, TIOCGSID, &sid) == 0 && sid == l_pid,
+			   "M: /dev/tty is the terminal of session %d (%m), want L's %d", sid, l_pid);
+	case_child_exit();
+}
+
 static __attribute__((noreturn)) void leader(void)
 {
 	if (setsid() < 0)
@@ -196,10 +221,14 @@ static __attribute__((noreturn)) void leader(void)
 	set_terminal();
 	if (tcsetpgrp(L_SLAVE, g_pid))
 		case_die("L: tcsetpgrp %d: %m", g_pid);
+	m_pid = case_fork();
+	if (m_pid == 0)
+		member();
 	case_wait();
 	leader_sabotage();
 	/* G first: when the leader exits, the kernel hangs the foreground group up */
 	case_check_child(g_pid, "G, the foreground grandchild");
+	case_check_child(m_pid, "M, the member with the terminal");
 	leader_checks();
 	case_child_exit();
 }
