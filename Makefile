@@ -36,10 +36,10 @@ UNITS     := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(wildcard tests/un
 LIB_OBJ   := $(filter-out $(BUILD)/src/cli/main.o,$(CREST_OBJ))
 
 CASES     := $(patsubst tests/cases/%.c,$(BUILD)/tests/cases/%,$(wildcard tests/cases/*.c))
-BENCHES   := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
+BENCHES   := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c)) $(BUILD)/bench/crestbench
 
-.PHONY: all deps test-deps check demo bench install clean cases units
-all: $(BUILD)/crest cases units
+.PHONY: all deps test-deps check demo bench bench-progs install clean cases units
+all: $(BUILD)/crest cases units bench-progs
 
 deps:
 	@scripts/deps.sh build
@@ -90,6 +90,12 @@ $(BUILD)/tests/cases/%: tests/cases/%.c tests/cases/case.h
 $(BUILD)/bench/%: bench/%.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 $(WARN) -O2 -g -D_GNU_SOURCE -o $@ $< -lpthread
+# Built by `all` too: tests/test_bench.py runs the workload and the driver.
+bench-progs: $(BENCHES)
+# The bench driver (make bench): bench/crestbench/*.c, one program.
+$(BUILD)/bench/crestbench: $(wildcard bench/crestbench/*.c bench/crestbench/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(WARN) -O2 -g -D_GNU_SOURCE -o $@ $(filter %.c,$^)
 
 check: test-deps
 	$(MAKE) all
@@ -103,8 +109,9 @@ $(BUILD)/demo-counter: demo/counter.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 $(WARN) -O2 -o $@ $<
 
+# Dumps and restores bench/workload trees; tables on stdout, figures in build/bench/bench.json.
 bench: deps
-	$(MAKE) $(BUILD)/crest $(BENCHES)
+	$(MAKE) $(BUILD)/crest bench-progs
 	@scripts/bench.sh
 
 install: $(BUILD)/crest

@@ -92,17 +92,51 @@ static int read_fdinfo(pid_t pid, int fd, uint64_t *pos, uint32_t *flags, char *
 	return 0;
 }
 
-/* Two descriptors name one description when kcmp(KCMP_FILE) says their struct file is one. */
-static int find_known(struct files_dump *fdump, pid_t pid, int fd, const struct stat *st)
+/*
+ * Orders descriptor fd of pid against a known description: by device and inode, then by
+ * kcmp(KCMP_FILE), which is 0 when both name one struct file and otherwise orders the two
+ * (1: fd's is less, 2: greater; obfuscated kernel addresses, a stable total order while the
+ * files stay open, kernel/kcmp.c since 3.5). An error counts as greater: a different file.
+ */
+static int cmp_known(const struct known_file *k, pid_t pid, int fd, const struct stat *st)
 {
-	for (size_t i = 0; i < fdump->nr_known; i++) {
-		struct known_file *k = &fdump->known[i];
-
-		if (k->dev != st->st_dev || k->ino != st->st_ino)
-			continue;
-		if (sys_kcmp(pid, k->pid, KCMP_FILE, fd, k->fd) == 0)
-			return k->id;
+	if (st->st_dev != k->dev)
+		return st->st_dev < k->dev ? -1 : 1;
+	if (st->st_ino != k->ino)
+		return st->st_ino < k->ino ? -1 : 1;
+	switch (sys_kcmp(pid, k->pid, KCMP_FILE, fd, k->fd)) {
+	case 0:
+		return 0;
+	case 1:
+		return -1;
+	default:
+		return 1;
 	}
+}
+
+/*
+ * Two descriptors name one description when kcmp(KCMP_FILE) says their struct file is one.
+ * known[] is kept sorted by cmp_known(), so a lookup takes O(log n) kcmp calls even when
+ * thousands of descriptors are opens of one inode (a linear scan made 10000 opens of one file
+ * cost 50 million kcmp calls). Returns the id, or 0 and in *pos where a new one goes.
+ */
+static int find_known(struct files_dump *fdump, pid_t pid, int fd, const struct stat *st,
+		      size_t *pos)
+{
+	size_t lo = 0, hi = fdump->nr_known;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = cmp_known(&fdump->known[mid], pid, fd, st);
+
+		if (!c)
+			return fdump->known[mid].id;
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	*pos = lo;
 	return 0;
 }
 
@@ -116,7 +150,7 @@ static const struct fd_kind *match_kind(const struct fd_dump_arg *a)
 
 static int add_entry(struct files_dump *fdump, const struct fd_kind *kind,
 		     ProtobufCMessage *rec, FownState *fown, const struct fd_dump_arg *a,
-		     uint32_t *ret_id)
+		     size_t pos, uint32_t *ret_id)
 {
 	FileEntry *fe;
 	size_t len = protobuf_c_message_get_packed_size(rec);
@@ -145,13 +179,16 @@ static int add_entry(struct files_dump *fdump, const struct fd_kind *kind,
 	}
 	protobuf_c_message_pack(rec, fe->payload.data);
 	fdump->entries[fdump->nr_entries++] = fe;
-	fdump->known[fdump->nr_known++] = (struct known_file){
+	memmove(&fdump->known[pos + 1], &fdump->known[pos],
+		(fdump->nr_known++ - pos) * sizeof(*fdump->known));
+	fdump->known[pos] = (struct known_file){
 		fe->id, a->pid, a->fd, a->st->st_dev, a->st->st_ino };
 	*ret_id = fe->id;
 	return 0;
 }
 
-static int dump_new_file(struct files_dump *fdump, const struct fd_dump_arg *a, uint32_t *ret_id)
+static int dump_new_file(struct files_dump *fdump, const struct fd_dump_arg *a, size_t pos,
+			 uint32_t *ret_id)
 {
 	const struct fd_kind *kind = match_kind(a);
 	ProtobufCMessage *rec = NULL;
@@ -170,7 +207,7 @@ static int dump_new_file(struct files_dump *fdump, const struct fd_dump_arg *a, 
 	if (!kind->keeps_fown)
 		ret = fown_dump(a, &fown);
 	if (!ret)
-		ret = add_entry(fdump, kind, rec, fown, a, ret_id);
+		ret = add_entry(fdump, kind, rec, fown, a, pos, ret_id);
 	protobuf_c_message_free_unpacked(rec, NULL);
 	return ret;
 }
@@ -183,6 +220,7 @@ static int dump_one_fd(struct files_dump *fdump, int pidfd, pid_t pid, int fd, F
 	_cleanup_free_ char *fdinfo = NULL;
 	struct stat st;
 	ssize_t n;
+	size_t pos = 0;
 	int ret, id;
 
 	snprintf(path, sizeof(path), "/proc/%d/fd/%d", pid, fd);
@@ -198,13 +236,13 @@ static int dump_one_fd(struct files_dump *fdump, int pidfd, pid_t pid, int fd, F
 	fe->fd = fd;
 	fe->cloexec = a.flags & O_CLOEXEC;
 	a.flags &= ~O_CLOEXEC;
-	id = find_known(fdump, pid, fd, &st);
+	id = find_known(fdump, pid, fd, &st, &pos);
 	if (id) {
 		fe->file_id = id;
 		return 0;
 	}
 	a.lfd = sys_pidfd_getfd(pidfd, fd, 0);
-	ret = dump_new_file(fdump, &a, &fe->file_id);
+	ret = dump_new_file(fdump, &a, pos, &fe->file_id);
 	safe_close(a.lfd);
 	return ret;
 }
