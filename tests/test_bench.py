@@ -198,3 +198,22 @@ def test_crestbench_reports_a_failed_check(tmp_path):
     assert r.returncode == 1, r.stdout + r.stderr
     assert row["check_failed"] and row["verified_runs"] == 0, row
     assert "FAIL page" in row["failed"], row
+
+
+def test_more_mappings_than_half_the_map_count_restore(workload, tmp_path):
+    """40000 one-page mappings: premap used to keep a PROT_NONE page between areas, two
+    mappings per area, and failed with ENOMEM past vm.max_map_count / 2 (about 32000)."""
+    vmas = 40000
+    with open("/proc/sys/vm/max_map_count") as f:
+        if int(f.read()) < vmas + 1000:
+            pytest.skip(f"vm.max_map_count is below {vmas + 1000}")
+    w = workload("--kib", 64, "--vmas", vmas)
+    images = tmp_path / "img"
+    crest("dump", "-t", w.pids[0], "-D", images, timeout=60)
+    w.wait_gone()
+    crest("restore", "-d", "-D", images, timeout=60)
+    w.ask(signal.SIGUSR1, "P")
+    answer = w.check()[0]
+    assert answer.startswith("OK"), answer
+    with open(f"/proc/{w.pids[0]}/maps") as f:
+        assert sum(1 for _ in f) > vmas, "the restored workload lost mappings"

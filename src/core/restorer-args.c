@@ -57,7 +57,12 @@ static void plan_layout(const struct rproc *rp, const struct mem_premap *pm,
 	l->len = l->stacks_off + rp->nr_threads * RST_STACK_SIZE;
 }
 
-static int map_bootstrap(const struct rproc *rp, const struct bootstrap_layout *l, char **ret)
+/*
+ * Outside the final layout and outside the premap area, which has holes now and goes whole
+ * at the end of the restorer, from under the restorer if it were there.
+ */
+static int map_bootstrap(const struct rproc *rp, const struct mem_premap *pm,
+			 const struct bootstrap_layout *l, char **ret)
 {
 	struct mem_range *avoid = NULL;
 	size_t nr = 0, cap = 0;
@@ -65,7 +70,11 @@ static int map_bootstrap(const struct rproc *rp, const struct bootstrap_layout *
 	int err = mem_map_ranges(&rp->map, &avoid, &nr, &cap);
 
 	if (!err)
+		err = xgrow((void **)&avoid, &cap, nr + 1, sizeof(*avoid));
+	if (!err) {
+		avoid[nr++] = (struct mem_range){ pm->area_start, pm->area_start + pm->area_len };
 		err = mem_reserve_free(avoid, nr, l->len, &addr);
+	}
 	free(avoid);
 	if (err)
 		return err;
@@ -179,7 +188,7 @@ int restore_prepare_restorer(struct restore_ctx *ctx, struct rproc *rp,
 	int err;
 
 	plan_layout(rp, pm, &l);
-	err = map_bootstrap(rp, &l, &base);
+	err = map_bootstrap(rp, pm, &l, &base);
 	if (err)
 		return err;
 	args = (struct rst_args *)(base + l.args_off);

@@ -299,12 +299,24 @@ static void note_vdso(const VmaEntry *vma, struct mem_premap *pm)
 		pm->vdso_text = vma->start;
 }
 
+/*
+ * The reservation around the areas is given back: a hole of at least a page keeps the
+ * kernel from merging neighbouring areas (the restorer's mremap needs each to be exactly
+ * one mapping), as a PROT_NONE page would, without costing a mapping per area
+ * (vm.max_map_count is 65530: a tree with 40000 mappings would not fit twice). Whatever
+ * crest maps into a hole later goes with the whole area at the end of the restorer.
+ */
+static void release_gap(uint64_t from, uint64_t to)
+{
+	if (to > from)
+		munmap((void *)from, to - from);
+}
+
 static int premap_all(struct premap_ctx *c, struct mem_premap *pm,
 		      int (*shmem_fd)(void *, uint64_t), void *arg)
 {
 	const struct mem_map *map = c->map;
-	/* A page of space between areas keeps the kernel from merging neighbours. */
-	uint64_t cursor = pm->area_start + PAGE;
+	uint64_t cursor = pm->area_start + PAGE, gap_start = pm->area_start;
 
 	for (size_t i = 0; i < map->nr_vmas; i++) {
 		const VmaEntry *vma = map->vmas[i];
@@ -320,6 +332,7 @@ static int premap_all(struct premap_ctx *c, struct mem_premap *pm,
 		 */
 		if (c->thp && vma_thp_candidate(vma))
 			cursor += (vma->start - cursor) & (HPAGE - 1);
+		release_gap(gap_start, cursor);
 		ret = premap_one(c->pid, vma, cursor, shmem_fd, arg);
 		if (ret)
 			return ret;
@@ -329,8 +342,10 @@ static int premap_all(struct premap_ctx *c, struct mem_premap *pm,
 		rv->start = vma->start;
 		rv->len = vma->end - vma->start;
 		rv->prot = vma->prot;
-		cursor += rv->len + PAGE;
+		gap_start = cursor + rv->len;
+		cursor = gap_start + PAGE;
 	}
+	release_gap(gap_start, pm->area_start + pm->area_len);
 	return 0;
 }
 
