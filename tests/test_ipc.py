@@ -152,7 +152,8 @@ def ipcs_in(pid):
 def test_sysv_tools_roundtrip(tree):
     out, img = tree.workdir / "ipcmk.out", tree.workdir / "img"
     tree.outfile = out
-    call = tree.crest_ok("run", "-O", out, "-E", out, "--", "sh", "-c",
+    # --no-pidns: the snapshot checks the host pid after the restore, and SIGTERM must end it.
+    call = tree.crest_ok("run", "--no-pidns", "-O", out, "-E", out, "--", "sh", "-c",
                          "ipcmk -Q -p 0640 && ipcmk -M 10000 && ipcmk -S 3 -p 0604 && "
                          "echo ready && exec sleep 60", log=False)
     pid = int(call.stdout.strip())

@@ -6,8 +6,10 @@ they stood; what crest cannot save yet is refused with one line, leaving the tre
   host's, its hostname is the one it had, and CLOCK_MONOTONIC and CLOCK_BOOTTIME inside never
   went backwards; nor did they jump by the time the tree spent in the image (which they would
   if the restore did not set the new namespace's offsets).
-- A pid namespace, and a child in another uts namespace than its root are refused at dump,
-  naming the pid. (The objects of the tree's ipc namespace are saved: tests/test_ipc.py.)
+- A pid namespace below a root that is not its init, and a child in another uts namespace
+  than its root are refused at dump, naming the pid. (The objects of the tree's ipc namespace
+  are saved: tests/test_ipc.py.)
+- `crest run` makes a pid namespace unless --no-pidns (pid namespaces: test_pidns.py).
 """
 import json
 import os
@@ -161,8 +163,9 @@ def test_uts_ipc_time_roundtrip(tree, clockprog):
     out, state, img = tree.workdir / "clock.out", tree.workdir / "clock.state", tree.workdir / "img"
     tree.outfile = out
     tree.exes.add(str(clockprog))
-    pid = crest_run(tree, "--timens", "--hostname", HOSTNAME, "-O", out, "-E", out, "--",
-                    clockprog, state)
+    # --no-pidns: the tree keeps its host pid, which the snapshot checks after the restore.
+    pid = crest_run(tree, "--no-pidns", "--timens", "--hostname", HOSTNAME, "-O", out, "-E", out,
+                    "--", clockprog, state)
     wait_for(lambda: "ready" in tree.output().splitlines(), "the clock program to be ready")
     assert proc_stat(pid)[3] == pid, "crest run did not make the command a session leader"
     expect_own_namespaces(pid, "before the dump")
@@ -235,9 +238,18 @@ def test_pid_namespace_refused(tree):
         proc.wait()
 
 
-def test_run_pidns_refused(tree):
-    line = one_error_line(tree.crest("run", "--pidns", "--", "sleep", "60", log=False))
-    assert "--pidns" in line and "pid namespace" in line, line
+def nspid(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return [int(x) for l in f if l.startswith("NSpid:") for x in l.split()[1:]]
+
+
+def test_run_pidns_default(tree):
+    """CMD is pid 1 of a new pid namespace unless --no-pidns; run prints the host pid."""
+    for opts, want in (([], [1]), (["--pidns"], [1]), (["--no-pidns"], [])):
+        pid = crest_run(tree, *opts, "--", "sleep", "60")
+        assert nspid(pid) == [pid] + want, f"crest run {opts}: NSpid of {pid} is {nspid(pid)}"
+        os.kill(pid, signal.SIGKILL)
+        tree.wait_adopted(pid)
 
 
 def test_run_errors(tree):

@@ -4,6 +4,7 @@
   pid and the namespace, the process runs on, and the image directory is left incomplete.
 - A restore whose --pidfile cannot be written takes the restored tree back: nobody could find
   it, so nothing may be left running.
+- A process whose root directory (chroot) was deleted cannot be dumped: its root has no name.
 """
 import functools
 import os
@@ -202,6 +203,28 @@ def test_dump_refuses_posix_mqueue(tmp_path):
         assert len(lines) == 1 and str(proc.pid) in lines[0] and "crest-test" in lines[0] \
             and "message queue" in lines[0] and "ipc namespace" in lines[0], res.stderr
         assert proc.poll() is None, "the refused process did not survive the dump"
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_dump_refuses_deleted_root(tmp_path):
+    """A chroot into a directory deleted since cannot be named: refused, naming the pid."""
+    root = tmp_path / "gone"
+    root.mkdir()
+    proc = subprocess.Popen(
+        ["/usr/bin/python3", "-c", "import os, sys, time\nos.chroot(sys.argv[1])\n"
+         "print('ready', flush=True)\ntime.sleep(30)", str(root)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, start_new_session=True)
+    try:
+        assert proc.stdout.readline().strip() == b"ready"
+        root.rmdir()
+        res = crest("dump", "-t", proc.pid, "-D", tmp_path / "img")
+        lines = res.stderr.strip().splitlines()
+        assert res.returncode != 0 and len(lines) == 1, res.stderr
+        assert f"pid {proc.pid}" in lines[0] and "root directory" in lines[0], lines[0]
+        assert proc.poll() is None, "the refused process did not survive the dump"
+        assert not (tmp_path / "img" / "inventory.img").exists()
     finally:
         proc.kill()
         proc.wait()

@@ -54,17 +54,20 @@ static const struct verb verbs[] = {
 	  "  Report which kernel features crest relies on are present here.\n" },
 	{ "run", cmd_run,
 	  "crest run [options] [--] CMD [ARGS...]\n"
-	  "  Start CMD so that it can be checkpointed with its namespaces: in new uts and ipc\n"
-	  "  namespaces (whose SysV and POSIX IPC objects a dump saves), as the leader of its\n"
-	  "  own session, detached. Print its PID and return at once. Put -- before CMD when\n"
-	  "  CMD or its arguments start with '-'.\n"
+	  "  Start CMD so that it can be checkpointed with its namespaces: in new pid, uts and\n"
+	  "  ipc namespaces (whose SysV and POSIX IPC objects a dump saves; CMD is pid 1 of its\n"
+	  "  pid namespace, so it ignores signals it has no handler for, and its death ends\n"
+	  "  every process of the namespace), as the leader of its own session, detached.\n"
+	  "  Print its PID as seen outside and return at once. Put -- before CMD when CMD or\n"
+	  "  its arguments start with '-'.\n"
 	  "  -i, --stdin FILE        its standard input (default /dev/null)\n"
 	  "  -O, --stdout FILE       its standard output, appended to (default /dev/null)\n"
 	  "  -E, --stderr FILE       its standard error, appended to (default /dev/null)\n"
 	  "      --hostname NAME     the hostname in its new uts namespace\n"
 	  "      --timens            a new time namespace too, so that its CLOCK_MONOTONIC and\n"
 	  "                          CLOCK_BOOTTIME go on from their values at dump after a restore\n"
-	  "      --pidns             refused: pid namespaces cannot be checkpointed yet\n" },
+	  "      --pidns             a new pid namespace (the default)\n"
+	  "      --no-pidns          stay in crest's pid namespace: CMD keeps its pid after a restore\n" },
 	{ "show", cmd_show,
 	  "crest show [FILE|DIR]...\n"
 	  "  Print image files, or a whole image directory, as JSON (default: -D or \".\").\n" },
@@ -93,6 +96,7 @@ static void print_help(FILE *out)
 enum {
 	OPT_PIDFILE = 256, OPT_TIMEOUT, OPT_STATS, OPT_GHOST_LIMIT, OPT_FILE_LOCKS,
 	OPT_EXT_UNIX_SK, OPT_TCP_ESTABLISHED, OPT_TCP_CLOSE, OPT_NO_THP, OPT_COMPRESS, OPT_HOSTNAME, OPT_TIMENS, OPT_PIDNS,
+	OPT_NO_PIDNS,
 };
 
 static const struct option long_opts[] = {
@@ -119,6 +123,7 @@ static const struct option long_opts[] = {
 	{ "hostname", required_argument, NULL, OPT_HOSTNAME },
 	{ "timens", no_argument, NULL, OPT_TIMENS },
 	{ "pidns", no_argument, NULL, OPT_PIDNS },
+	{ "no-pidns", no_argument, NULL, OPT_NO_PIDNS },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ 0 },
@@ -212,7 +217,8 @@ static int parse_options(int argc, char **argv, struct crest_opts *o, bool *help
 		case 'E': o->run_stderr = optarg; break;
 		case OPT_HOSTNAME: o->run_hostname = optarg; break;
 		case OPT_TIMENS: o->run_timens = true; break;
-		case OPT_PIDNS: o->run_pidns = true; break;
+		case OPT_PIDNS: o->run_no_pidns = false; break;
+		case OPT_NO_PIDNS: o->run_no_pidns = true; break;
 		case 'h': *help = true; break;
 		case 'V':
 			printf("crest %s\n", CREST_VERSION);

@@ -29,7 +29,7 @@ struct crest_opts {
 	const char *run_stderr;		/* run -E: its standard error, appended (/dev/null) */
 	const char *run_hostname;	/* run --hostname: set in its new uts namespace */
 	bool run_timens;		/* run --timens: a new time namespace too */
-	bool run_pidns;			/* run --pidns: refused, pid namespaces are not saved yet */
+	bool run_no_pidns;		/* run --no-pidns: no new pid namespace (--pidns: one, the default) */
 	int nr_args;			/* positional arguments after the verb */
 	char **args;
 };

@@ -1,11 +1,13 @@
 /*
  * crest run: starts a command so that crest can checkpoint it later with its namespaces: in
- * new uts and ipc namespaces (and a time namespace with --timens), as the leader of a session
- * of its own, its standard descriptors on files. It prints the command's pid and returns at
- * once; the command runs on detached, adopted by init (or the nearest subreaper).
+ * new pid, uts and ipc namespaces (a time namespace with --timens; no pid namespace with
+ * --no-pidns), as the leader of a session of its own, its standard descriptors on files. It
+ * prints the command's pid as crest sees it and returns at once; the command runs on
+ * detached, adopted by init (or the nearest subreaper).
  *
- * No pid namespace: crest cannot checkpoint one yet, and a command started in one could
- * never be dumped, so --pidns is refused rather than half-supported.
+ * In its pid namespace the command is pid 1, the init: the kernel drops signals it has no
+ * handler for, and its exit kills every other process of the namespace. A restore makes the
+ * namespace again with the same pids inside (ns/pidns.c).
  */
 #define LOG_PREFIX "run: "
 #include <errno.h>
@@ -90,7 +92,8 @@ __attribute__((noreturn)) static void run_child(const struct crest_opts *opts, i
 static pid_t clone_ns(const struct crest_opts *opts)
 {
 	struct clone_args ca = {
-		.flags = CLONE_NEWUTS | CLONE_NEWIPC | (opts->run_timens ? CLONE_NEWTIME : 0),
+		.flags = CLONE_NEWUTS | CLONE_NEWIPC | (opts->run_timens ? CLONE_NEWTIME : 0) |
+			 (opts->run_no_pidns ? 0 : CLONE_NEWPID),
 		.exit_signal = SIGCHLD,
 	};
 
@@ -115,10 +118,6 @@ static int wait_exec(const struct crest_opts *opts, pid_t pid, int in)
 
 static int check_args(const struct crest_opts *opts)
 {
-	if (opts->run_pidns) {
-		pr_err("--pidns: crest cannot checkpoint pid namespaces yet, so run does not make one");
-		return -EOPNOTSUPP;
-	}
 	if (opts->nr_args < 1) {
 		pr_err("run needs a command: crest run [options] -- CMD [ARGS...]");
 		return -EINVAL;

@@ -21,6 +21,7 @@
 #include "infect/infect.h"
 #include "mem/mem.h"
 #include "ns/ns.h"
+#include "ns/pidns.h"
 #include "pstree.pb-c.h"
 #include "task/task.h"
 #include "util/log.h"
@@ -187,18 +188,33 @@ static int stage_files(struct dump_ctx *ctx)
 	return ret;
 }
 
+/* Records and image names carry the pids the tree sees (pidns.c); crest worked with its own. */
 static int write_core(struct dump_ctx *ctx, struct dump_proc *dp)
 {
-	struct img *img = img_create(ctx->dir, IMG_MAGIC_CORE, "core-%d.img", dp->p->pid);
+	pid_t pid = pidns_view(dp->p->pid);
+	struct img *img = img_create(ctx->dir, IMG_MAGIC_CORE, "core-%d.img", pid);
 	int ret;
 
 	if (!img)
 		return -errno;
-	dp->core.pid = dp->p->pid;
+	dp->core.pid = pid;
 	ret = img_write_msg(img, &dp->core.base);
-	for (size_t t = 0; !ret && t < dp->nr_threads; t++)
+	for (size_t t = 0; !ret && t < dp->nr_threads; t++) {
+		dp->threads[t].tid = pidns_view(dp->threads[t].tid);
 		ret = img_write_msg(img, &dp->threads[t].base);
+	}
 	return ret ? (img_close(img), ret) : img_close(img);
+}
+
+/* A session or group the tree cannot see (outside its pid namespace) cannot be restored. */
+static int view_of_group(const struct pstree_proc *p, pid_t id, const char *what, uint32_t *ret)
+{
+	*ret = pidns_view(id);
+	if (*ret)
+		return 0;
+	pr_err("pid %d: its %s %d is outside its pid namespace: crest cannot restore that (give the tree its own session, as crest run does)",
+	       p->pid, what, id);
+	return -EOPNOTSUPP;
 }
 
 static int write_pstree(struct dump_ctx *ctx)
@@ -214,20 +230,23 @@ static int write_pstree(struct dump_ctx *ctx)
 		uint32_t tids[p->nr_threads + 1];
 
 		for (size_t t = 0; t < p->nr_threads; t++)
-			tids[t] = p->threads[t];
-		pe.pid = p->pid;
-		pe.ppid = p->ppid;
-		pe.pgid = p->pgid;
-		pe.sid = p->sid;
+			tids[t] = pidns_view(p->threads[t]);
+		pe.pid = pidns_view(p->pid);
+		pe.ppid = pidns_view(p->ppid);
+		ret = view_of_group(p, p->pgid, "process group", &pe.pgid);
+		if (!ret)
+			ret = view_of_group(p, p->sid, "session", &pe.sid);
+		if (ret)
+			break;
 		pe.n_threads = p->nr_threads;
 		pe.threads = tids;
 		pe.has_zombie = pe.has_exit_status = p->zombie;
 		pe.zombie = p->zombie;
 		pe.exit_status = p->exit_status;
 		pe.has_files_owner = p->files_owner != 0;
-		pe.files_owner = p->files_owner;
+		pe.files_owner = pidns_view(p->files_owner);
 		pe.has_fs_owner = p->fs_owner != 0;
-		pe.fs_owner = p->fs_owner;
+		pe.fs_owner = pidns_view(p->fs_owner);
 		if (p->zombie)
 			pe.comm = p->comm;
 		ret = img_write_msg(img, &pe.base);
@@ -247,12 +266,12 @@ static int stage_finish(struct dump_ctx *ctx)
 			continue;
 		ret = write_core(ctx, dp);
 		if (!ret)
-			ret = mem_write_map(ctx->dir, dp->p->pid, &dp->map);
+			ret = mem_write_map(ctx->dir, pidns_view(dp->p->pid), &dp->map);
 	}
 	if (ret)
 		return ret;
 	inv.format_version = IMG_FORMAT_VERSION;
-	inv.root_pid = ctx->tree.procs[0].pid;
+	inv.root_pid = pidns_view(ctx->tree.procs[0].pid);
 	inv.crest_version = CREST_VERSION;
 	inv.has_shell_job = true;
 	inv.shell_job = ctx->opts->shell_job;
@@ -349,5 +368,6 @@ int crest_dump(const struct crest_opts *opts)
 	}
 	dump_ctx_free(&ctx);
 	imgdir_close(ctx.dir);
+	pidns_dump_done();
 	return ret;
 }

@@ -78,6 +78,32 @@ static bool has_thread(const struct pstree_proc *p, pid_t tid)
 	return false;
 }
 
+/*
+ * A leader that called pthread_exit() shows state Z while its other threads run on: not a
+ * zombie to save, and crest cannot create a thread group without its leader. Refuse it
+ * rather than save the process as a zombie and lose those threads.
+ */
+static int check_leader_alone(pid_t pid)
+{
+	char path[64];
+	struct dirent *de;
+	int others = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	d = opendir(path);
+	if (!d)
+		return 0;	/* reaped meanwhile: a plain zombie, or gone */
+	while ((de = readdir(d)))
+		others += atoi(de->d_name) > 0 && atoi(de->d_name) != pid;
+	closedir(d);
+	if (!others)
+		return 0;
+	pr_err("pid %d: its thread-group leader has exited (pthread_exit) while %d other thread(s) run on: crest cannot checkpoint that",
+	       pid, others);
+	return -EOPNOTSUPP;
+}
+
 static int add_proc(struct pstree *tree, pid_t pid)
 {
 	struct proc_stat ps;
@@ -86,6 +112,8 @@ static int add_proc(struct pstree *tree, pid_t pid)
 
 	if (ret)
 		return ret == -ENOENT ? -ESRCH : ret;
+	if (ps.state == 'Z' && (ret = check_leader_alone(pid)))
+		return ret;
 	if (xgrow((void **)&tree->procs, &tree->cap, tree->nr + 1, sizeof(*tree->procs)))
 		return -ENOMEM;
 	p = &tree->procs[tree->nr++];
@@ -190,7 +218,9 @@ static int add_children(struct pstree *tree, size_t idx, bool *found)
 			ret = add_proc(tree, child);
 			if (ret) {
 				free(buf);
-				return pr_errno(ret, "pid %d: cannot add child %d", pid, child);
+				/* -EOPNOTSUPP: add_proc said what crest cannot checkpoint */
+				return ret == -EOPNOTSUPP ? ret :
+					pr_errno(ret, "pid %d: cannot add child %d", pid, child);
 			}
 			*found = true;
 		}
@@ -233,7 +263,8 @@ int pstree_freeze(pid_t root, int timeout_ms, struct pstree *ret)
 	int err = add_proc(&tree, root);
 
 	if (err) {
-		pr_err("pid %d: %s", root, err == -ESRCH ? "no such process" : strerror(-err));
+		if (err != -EOPNOTSUPP)	/* add_proc said what crest cannot checkpoint */
+			pr_err("pid %d: %s", root, err == -ESRCH ? "no such process" : strerror(-err));
 		return err;
 	}
 	if (tree.procs[0].zombie) {
@@ -282,9 +313,11 @@ void pstree_wait_killed(struct pstree *tree)
 	/*
 	 * A killed tracee needs no detach: its exit ends the trace. Waiting for each exit
 	 * (tracers are notified) means that when dump returns the tree is gone, and only its
-	 * parent's reaping stands between the user and a restore with the same pids.
+	 * parent's reaping stands between the user and a restore with the same pids. Children
+	 * first: the init of a pid namespace does not finish exiting before every process of
+	 * its namespace is reaped, and a traced one is reaped only after crest waited for it.
 	 */
-	for (size_t i = 0; i < tree->nr; i++)
+	for (size_t i = tree->nr; i-- > 0;)
 		/* The leader's exit is reported only after every other thread's: it goes last. */
 		for (size_t t = tree->procs[i].nr_threads; t-- > 0;)
 			while (waitpid(tree->procs[i].threads[t], NULL, __WALL) < 0 && errno == EINTR)

@@ -31,6 +31,7 @@
 #include "files/files.h"
 #include "image/img.h"
 #include "ns/ns.h"
+#include "ns/pidns.h"
 #include "task/task.h"
 #include "util/futex.h"
 #include "util/kernel-compat.h"
@@ -400,9 +401,12 @@ __attribute__((noreturn)) void restore_task(struct restore_ctx *ctx, struct rpro
 {
 	struct mem_premap pm;
 	struct rst_args *args;
+	pid_t host = pidns_host_self();	/* the controller's view of this process */
 	int ret;
 
-	ctx->slots[rp->idx].pid = getpid();
+	if (host < 0)
+		restore_fail(ctx, pr_errno(host, "pid %d: cannot learn its pid outside its pid namespace", getpid()));
+	ctx->slots[rp->idx].pid = host;
 	ret = setup_session(ctx, rp);
 	if (!ret)	/* before the children: they inherit a controlling terminal */
 		ret = files_restore_session(ctx->files, rp->pe->pid);

@@ -28,6 +28,7 @@
 #include "image/img.h"
 #include "infect/infect.h"
 #include "ns/ns.h"
+#include "ns/pidns.h"
 #include "task/task.h"
 #include "util/futex.h"
 #include "util/kernel-compat.h"
@@ -451,10 +452,14 @@ static uint64_t pages_restored(const struct restore_ctx *ctx)
 	return bytes;
 }
 
+/*
+ * From here on the controller acts on crest's view of each pid (pidns_host): the image and
+ * the restored tree have their own when the tree has its own pid namespace.
+ */
 static int seize_threads(struct rproc *rp)
 {
 	for (size_t t = 0; t < rp->nr_threads; t++) {
-		int ret = infect_seize(rp->threads[t]->tid, 10000);
+		int ret = infect_seize(pidns_host(rp->threads[t]->tid), 10000);
 
 		if (ret)
 			return pr_errno(ret, "pid %d: cannot seize restored thread %u", rp->pe->pid,
@@ -468,11 +473,11 @@ static int load_threads(struct rproc *rp)
 {
 	for (size_t t = 0; t < rp->nr_threads; t++) {
 		const ThreadCore *tc = rp->threads[t];
-		int ret = arch_restore_thread_regs(tc->tid, tc);
+		int ret = arch_restore_thread_regs(pidns_host(tc->tid), tc);
 
 		if (ret)
 			return ret;
-		if (ptrace(PTRACE_SETSIGMASK, tc->tid, sizeof(uint64_t), &tc->blocked))
+		if (ptrace(PTRACE_SETSIGMASK, pidns_host(tc->tid), sizeof(uint64_t), &tc->blocked))
 			return pr_errno(-errno, "thread %u: cannot set the signal mask", tc->tid);
 	}
 	return 0;
@@ -507,13 +512,16 @@ static int unmap_restorer(struct restore_ctx *ctx, struct rproc *rp, struct infe
  */
 static int finalize_proc(struct restore_ctx *ctx, struct rproc *rp)
 {
+	pid_t host = ctx->slots[rp->idx].pid;
 	struct infect_ctl *ctl = NULL;
-	int ret = seize_threads(rp);
+	int ret = pidns_restore_learn(host);
 
 	if (!ret)
-		ret = infect_ctl_open(rp->pe->pid, rp->pe->pid, &ctl);
+		ret = seize_threads(rp);
 	if (!ret)
-		ret = task_restore_final(ctl, rp->pe->pid, rp->core, rp->threads, rp->nr_threads);
+		ret = infect_ctl_open(host, host, &ctl);
+	if (!ret)
+		ret = task_restore_final(ctl, host, rp->core, rp->threads, rp->nr_threads);
 	if (!ret)
 		ret = unmap_restorer(ctx, rp, ctl);
 	if (ctl)
@@ -532,7 +540,7 @@ static int finalize(struct restore_ctx *ctx)
 		return ret;
 	for (size_t i = 0; i < ctx->nr_procs; i++)
 		for (size_t t = 0; t < ctx->procs[i].nr_threads; t++)
-			infect_release(ctx->procs[i].threads[t]->tid);
+			infect_release(pidns_host(ctx->procs[i].threads[t]->tid));
 	return 0;
 }
 
@@ -546,12 +554,13 @@ static void abort_restore(struct restore_ctx *ctx)
 			kill(ctx->slots[i].pid, SIGKILL);
 	/*
 	 * Threads we had seized report their exit to us, and the root's own exit is reported
-	 * only after those: reap everything until the root is gone.
+	 * only after those: reap everything until the root is gone. A root that is the init of
+	 * its pid namespace takes every process of it along when it dies.
 	 */
 	while (ctx->slots[0].pid) {
 		pid_t pid = waitpid(-1, NULL, __WALL);
 
-		if (pid < 0 || pid == (pid_t)ctx->procs[0].pe->pid)
+		if (pid < 0 || pid == (pid_t)ctx->slots[0].pid)
 			break;
 	}
 }
@@ -603,7 +612,9 @@ static int prepare(struct restore_ctx *ctx)
 
 	if (!ret)
 		ret = ns_restore_read(ctx->dir, &ctx->ns);
-	if (!ret)
+	pidns_restore_begin(ctx->ns && ctx->ns->pid);
+	/* In a new pid namespace every pid is free. */
+	if (!ret && !(ctx->ns && ctx->ns->pid))
 		ret = check_pids_free(ctx);
 	if (ret)
 		return ret;
@@ -643,13 +654,14 @@ static int prepare(struct restore_ctx *ctx)
 static void give_terminal(struct restore_ctx *ctx)
 {
 	PstreeEntry *root = ctx->procs[0].pe;
+	pid_t host = ctx->slots[0].pid;
 
 	if (!ctx->inv->shell_job || root->pgid != root->pid || !isatty(STDIN_FILENO))
 		return;
 	if (tcgetpgrp(STDIN_FILENO) == getpgrp()) {
 		signal(SIGTTOU, SIG_IGN);
-		if (tcsetpgrp(STDIN_FILENO, root->pid))
-			pr_warn("cannot give the terminal to process group %u: %s", root->pid, strerror(errno));
+		if (tcsetpgrp(STDIN_FILENO, host))
+			pr_warn("cannot give the terminal to process group %d: %s", host, strerror(errno));
 	}
 }
 
@@ -713,9 +725,11 @@ int crest_restore(const struct crest_opts *opts)
 		ret = run(&ctx);
 	else
 		imgdir_verify_finish(ctx.verify);	/* its findings would only repeat */
+	pidns_restore_done();
 	if (ret)
 		return ret;
-	root = ctx.procs[0].pe->pid;
+	/* crest's view of the root: its pid inside is 1 when it is its pid namespace's init. */
+	root = ctx.slots[0].pid;
 	if (opts->display_stats)
 		stats_print(&ctx.stats, "restore");
 	if (opts->pidfile && write_pidfile(opts->pidfile, root)) {

@@ -36,6 +36,7 @@
 #include <linux/kcmp.h>
 
 #include "epoll.pb-c.h"
+#include "ns/pidns.h"
 #include "util/kernel-compat.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -153,7 +154,7 @@ static int epoll_dump(const struct fd_dump_arg *a, ProtobufCMessage **ret)
 		return -ENOMEM;
 	epoll_file__init(ef);
 	ef->flags = a->flags;
-	ef->pid = a->pid;
+	ef->pid = pidns_view(a->pid);
 	for (const char *line = a->fdinfo; !err && line && *line; line = strchr(line, '\n')) {
 		line += *line == '\n';
 		if (!strncmp(line, "tfd:", 4))

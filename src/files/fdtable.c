@@ -17,6 +17,7 @@
 
 #include "cli/opts.h"
 #include "image/img.h"
+#include "ns/pidns.h"
 #include "util/kernel-compat.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -281,7 +282,8 @@ static int list_fds(pid_t pid, int **ret, size_t *nr)
 
 static int write_fdinfo(struct img_dir *dir, pid_t pid, FdEntry *fes, size_t nr)
 {
-	struct img *img = img_create(dir, IMG_MAGIC_FDINFO, "fdinfo-%d.img", pid);
+	/* Images name a process by the pid the tree sees. */
+	struct img *img = img_create(dir, IMG_MAGIC_FDINFO, "fdinfo-%d.img", pidns_view(pid));
 	int ret = 0;
 
 	if (!img)

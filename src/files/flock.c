@@ -29,6 +29,7 @@
 #include <sys/file.h>
 #include <sys/sysmacros.h>
 
+#include "ns/pidns.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -92,7 +93,7 @@ static int lockset_add(struct lockset *ls, const struct flock_line *fl, FileLock
 	lk->write = fl->write;
 	if (kind == FILE_LOCK_KIND__FILE_LOCK_POSIX) {
 		lk->has_pid = true;
-		lk->pid = fl->pid;
+		lk->pid = pidns_view(fl->pid);	/* /proc/locks: crest's view */
 	}
 	if (kind != FILE_LOCK_KIND__FILE_LOCK_FLOCK) {
 		lk->has_start = true;

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ns/pidns.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -58,7 +59,13 @@ int fown_dump(const struct fd_dump_arg *a, FownState **ret)
 		return -ENOMEM;
 	fown_state__init(fo);
 	fo->pid_type = o.type;
-	fo->pid = o.pid;
+	fo->pid = pidns_view(o.pid);	/* F_GETOWN_EX answers in crest's namespace */
+	if (o.pid && !fo->pid) {
+		pr_err("pid %d fd %d: %s: the O_ASYNC owner %d is outside the tree's pid namespace",
+		       a->pid, a->fd, a->link, o.pid);
+		free(fo);
+		return -EOPNOTSUPP;
+	}
 	fo->has_signum = sig != 0;
 	fo->signum = sig;
 	*ret = fo;

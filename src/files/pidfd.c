@@ -31,6 +31,7 @@
 #include "cli/opts.h"
 #include "pidfd.pb-c.h"
 #include "util/kernel-compat.h"
+#include "ns/pidns.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -160,6 +161,8 @@ static int pidfd_dump(const struct fd_dump_arg *a, ProtobufCMessage **ret)
 	pf->flags = a->flags;
 	pf->pid = pid;
 	err = pid > 0 ? check_live(a, pid) : dead_status(a, pf);
+	if (pid > 0)
+		pf->pid = pidns_view(pid);	/* fdinfo names it in crest's namespace */
 	if (err) {
 		free(pf);
 		return err;

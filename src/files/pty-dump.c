@@ -23,6 +23,7 @@
 #include <sys/ioctl.h>
 
 #include "cli/opts.h"
+#include "ns/pidns.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -164,6 +165,9 @@ int pty_dump_master(const struct fd_dump_arg *a, TtyEnd *te)
 		err = pty_tree_no_ctty(index, ps->sid, &ps->no_ctty, &ps->n_no_ctty);
 	if (!err)
 		err = pty_tree_check_outside(a, index);
+	/* TIOCGSID and TIOCGPGRP answer in crest's pid namespace; the image keeps the tree's. */
+	ps->sid = pidns_view(ps->sid);
+	ps->pgrp = pidns_view(ps->pgrp);
 	return err;
 }
 
@@ -201,8 +205,8 @@ static int dump_session_of_slave(uint32_t index, PtySlave *ps)
 	if (err)
 		return err;
 	ps->has_sid = ps->has_pgrp = true;
-	ps->sid = sid;
-	ps->pgrp = pgrp;
+	ps->sid = pidns_view(sid);	/* /proc/PID/stat: crest's pid namespace */
+	ps->pgrp = pidns_view(pgrp);
 	return 0;
 }
 

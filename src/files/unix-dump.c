@@ -30,6 +30,7 @@
 #include "files/sockdiag.h"
 #include "files/sockopt.h"
 #include "image/img.h"
+#include "ns/pidns.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -394,7 +395,7 @@ static int peek_cmsgs(struct peek_walk *w, struct msghdr *m, UnixMsg *um)
 
 			memcpy(&cr, CMSG_DATA(c), sizeof(cr));
 			um->has_pid = um->has_uid = um->has_gid = true;
-			um->pid = cr.pid;
+			um->pid = pidns_view(cr.pid);	/* crest's view: the tree's */
 			um->uid = cr.uid;
 			um->gid = cr.gid;
 		} else if (c->cmsg_type == SCM_RIGHTS) {

@@ -16,6 +16,7 @@
 #include <sys/uio.h>
 
 #include "image/img.h"
+#include "ns/pidns.h"
 #include "pagemap.pb-c.h"
 #include "util/kernel-compat.h"
 #include "util/log.h"
@@ -153,7 +154,8 @@ int mem_dump_pages(struct img_dir *dir, pid_t pid, const struct mem_map *map, ui
 	c->mem_fd = open_proc(pid, "mem", O_RDONLY);
 	if (c->pagemap_fd < 0 || c->mem_fd < 0)
 		goto out;
-	snprintf(id, sizeof(id), "%d", pid);
+	/* Images name a process by the pid the tree sees. */
+	snprintf(id, sizeof(id), "%d", pidns_view(pid));
 	ret = page_pipe_open(dir, id, &c->pp);
 	if (ret)
 		goto out;

@@ -52,16 +52,22 @@ static struct shmem_obj *shmem_find(struct mem_shmem_set *set, uint64_t ino)
 	return NULL;
 }
 
+/*
+ * pid 0: the caller, through /proc/self, which names it in the namespace of crest's /proc
+ * even when the caller is a restored process in a new pid namespace (getpid() is not).
+ */
 static int open_map_file(pid_t pid, const VmaEntry *vma, int flags)
 {
-	char path[96];
+	char path[96], who[16] = "self";
 	int fd;
 
-	snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, pid,
+	if (pid)
+		snprintf(who, sizeof(who), "%d", pid);
+	snprintf(path, sizeof(path), "/proc/%s/map_files/%" PRIx64 "-%" PRIx64, who,
 		 vma->start, vma->end);
 	fd = open(path, flags | O_CLOEXEC);
 	if (fd < 0)
-		pr_perror("pid %d: cannot open %s (%s)", pid, path, vma->path);
+		pr_perror("pid %s: cannot open %s (%s)", who, path, vma->path);
 	return fd;
 }
 
@@ -174,7 +180,7 @@ static int create_anon_object(uint64_t size, int *ret_fd)
 	tmp.start = (uint64_t)p;
 	tmp.end = (uint64_t)p + size;
 	tmp.path = "/dev/zero (deleted)";
-	*ret_fd = open_map_file(getpid(), &tmp, O_RDWR);
+	*ret_fd = open_map_file(0, &tmp, O_RDWR);
 	munmap(p, size);
 	return *ret_fd < 0 ? -errno : 0;
 }

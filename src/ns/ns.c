@@ -1,8 +1,8 @@
 /*
- * Namespaces. A tree may have a uts, an ipc and a time namespace of its own: one of each,
- * shared by all its threads, so the root's. At restore the root is created in new ones (clone3
- * flags for uts and ipc, an unshared time namespace around its fork) and nobody else creates
- * any. Every other kind must be crest's: a restore would silently put the tree back into
+ * Namespaces. A tree may have a pid, a uts, an ipc and a time namespace of its own: one of
+ * each, shared by all its threads, so the root's (a pid namespace only with the root as its
+ * init: pidns.c). At restore the root is created in new ones (clone3 flags for pid, uts and
+ * ipc, an unshared time namespace around its fork) and nobody else creates any. Every other kind must be crest's: a restore would silently put the tree back into
  * crest's, changing what it sees. Kinds this kernel lacks are not checked.
  */
 #define LOG_PREFIX "ns: "
@@ -19,6 +19,7 @@
 
 #include "core/pstree.h"
 #include "image/img.h"
+#include "ns/pidns.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -37,8 +38,8 @@ struct ns_kind {
 };
 
 static const struct ns_kind ns_kinds[] = {
-	{ "pid",               "pid",    CLONE_NEWPID,    false },
-	{ "pid_for_children",  "pid",    CLONE_NEWPID,    false },
+	{ "pid",               "pid",    CLONE_NEWPID,    true },
+	{ "pid_for_children",  "pid",    CLONE_NEWPID,    true },
 	{ "net",               "net",    CLONE_NEWNET,    false },
 	{ "mnt",               "mnt",    CLONE_NEWNS,     false },
 	{ "user",              "user",   CLONE_NEWUSER,   false },
@@ -111,7 +112,10 @@ static int refuse(const struct ns_refs *refs, pid_t pid, pid_t tid, size_t k)
 		snprintf(who, sizeof(who), "pid %d", pid);
 	else
 		snprintf(who, sizeof(who), "pid %d thread %d", pid, tid);
-	if (strcmp(kind->link, kind->like))
+	if (kind->flag == CLONE_NEWPID)
+		pr_err("%s: %s a pid namespace nested in the tree's (pid %d): crest cannot checkpoint nested pid namespaces",
+		       who, strcmp(kind->link, kind->like) ? "makes its children in" : "lives in", refs->root);
+	else if (strcmp(kind->link, kind->like))
 		pr_err("%s: its children are born in another %s namespace than its own, which crest cannot checkpoint yet",
 		       who, kind->like);
 	else if (!kind->may_own)
@@ -181,6 +185,7 @@ static int record(struct img_dir *dir, const struct ns_refs *refs, NsEntry *e,
 	e->has_uts = e->uts = owns(refs, CLONE_NEWUTS);
 	e->has_ipc = e->ipc = owns(refs, CLONE_NEWIPC);
 	e->has_time = e->time = owns(refs, CLONE_NEWTIME);
+	e->has_pid = e->pid = owns(refs, CLONE_NEWPID);
 	if (e->uts) {
 		err = ns_peek(refs->root, CLONE_NEWUTS, peek);
 		if (err)
@@ -219,12 +224,14 @@ int ns_dump(struct img_dir *dir, const struct pstree *tree)
 	if (!err)
 		err = check_tree(tree, &refs);
 	if (!err)
+		err = pidns_dump_prepare(tree);
+	if (!err)
 		err = record(dir, &refs, &e, &peek);
 	if (err)
 		return err;
-	if (e.uts || e.ipc || e.time)
-		pr_info("pid %d: the tree has namespaces of its own:%s%s%s", refs.root,
-			e.uts ? " uts" : "", e.ipc ? " ipc" : "", e.time ? " time" : "");
+	if (e.uts || e.ipc || e.time || e.pid)
+		pr_info("pid %d: the tree has namespaces of its own:%s%s%s%s", refs.root,
+			e.pid ? " pid" : "", e.uts ? " uts" : "", e.ipc ? " ipc" : "", e.time ? " time" : "");
 	/* Written even when empty: it says the tree had crest's namespaces. */
 	return write_entry(dir, &e);
 }
@@ -283,7 +290,8 @@ uint64_t ns_root_clone_flags(const NsEntry *ns)
 {
 	if (!ns)
 		return 0;
-	return (ns->uts ? CLONE_NEWUTS : 0) | (ns->ipc ? CLONE_NEWIPC : 0);
+	return (ns->uts ? CLONE_NEWUTS : 0) | (ns->ipc ? CLONE_NEWIPC : 0) |
+	       (ns->pid ? CLONE_NEWPID : 0);
 }
 
 static int restore_uts(const NsEntry *ns)

@@ -1,7 +1,7 @@
 /*
  * Namespaces: which ones a tree may have of its own, recording them at dump and making them
- * again at restore. For now a tree may own one uts, one ipc and one time namespace, shared by
- * all of it; every other kind must be crest's.
+ * again at restore. For now a tree may own one pid (its root the init), one uts, one ipc and
+ * one time namespace, shared by all of it; every other kind must be crest's.
  */
 #ifndef CREST_NS_NS_H
 #define CREST_NS_NS_H
@@ -15,11 +15,13 @@ struct img_dir;
 struct pstree;
 
 /*
- * Dump, with the tree frozen: every thread must live in crest's pid, net, mnt, user and
- * cgroup namespaces, and in the same uts, ipc and time namespaces as the root; those of the
- * three that are not crest's are recorded in ns.img (hostname, clocks), and the objects of an
- * own ipc namespace in ipc-*.img (SysV shm, semaphores, message queues, POSIX mqueues). Returns 0, or -errno after one error line naming the pid and
- * the namespace (-EOPNOTSUPP for what crest cannot checkpoint yet).
+ * Dump, with the tree frozen: every thread must live in crest's net, mnt, user and cgroup
+ * namespaces, and in the same pid, uts, ipc and time namespaces as the root; those of the
+ * four that are not crest's are recorded in ns.img (hostname, clocks), and the objects of an
+ * own ipc namespace in ipc-*.img (SysV shm, semaphores, message queues, POSIX mqueues). From
+ * here on pidns_view translates the pids the dump writes. Returns 0, or -errno after one
+ * error line naming the pid and the namespace (-EOPNOTSUPP for what crest cannot checkpoint
+ * yet).
  */
 int ns_dump(struct img_dir *dir, const struct pstree *tree);
 

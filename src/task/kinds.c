@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ns/pidns.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -19,6 +20,7 @@ extern const struct task_kind task_kind_posix_timers;
 extern const struct task_kind task_kind_sigaltstack;
 extern const struct task_kind task_kind_robust_list;
 extern const struct task_kind task_kind_prctl_misc;
+extern const struct task_kind task_kind_fsroot;
 extern const struct task_kind task_kind_seccomp;
 extern const struct task_kind task_kind_creds;
 extern const struct task_kind task_kind_seccomp_strict;
@@ -32,6 +34,8 @@ const struct task_kind *const task_kinds[] = {
 	&task_kind_sigaltstack,
 	&task_kind_robust_list,
 	&task_kind_prctl_misc,
+	/* After everything that needs crest's paths; chroot needs crest's CAP_SYS_CHROOT. */
+	&task_kind_fsroot,
 	/*
 	 * Last, in this order (see task/seccomp.c): filters while the thread still has crest's
 	 * CAP_SYS_ADMIN and no no_new_privs for TSYNC to spread; then credentials, which take
@@ -188,7 +192,7 @@ static int restore_final_kind(const struct task_kind *kind, struct infect_ctl *c
 	for (size_t t = 0; !ret && kind->restore_thread_final && t < nr; t++) {
 		ret = find_record(threads[t]->tid, kind, threads[t]->extras, threads[t]->n_extras, &rec);
 		if (!ret && rec)
-			ret = kind->restore_thread_final(ctl, threads[t]->tid, rec);
+			ret = kind->restore_thread_final(ctl, pidns_host(threads[t]->tid), rec);
 		if (rec)
 			protobuf_c_message_free_unpacked(rec, NULL);
 	}

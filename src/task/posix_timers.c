@@ -40,6 +40,7 @@
 #include "infect/infect.h"
 #include "posix_timers.pb-c.h"
 #include "util/kernel-compat.h"
+#include "ns/pidns.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -239,6 +240,9 @@ static int read_timers(struct infect_ctl *ctl, pid_t pid, PosixTimers *pt)
 		ret = check_entry(pid, pt->timers[i], nr_threads);
 		if (!ret)
 			ret = read_value(ctl, pid, scratch, pt->timers[i]);
+		/* /proc/PID/timers names the thread in crest's pid namespace. */
+		if (pt->timers[i]->has_tid)
+			pt->timers[i]->tid = pidns_view(pt->timers[i]->tid);
 	}
 	/* /proc lists them in hash order; the restore without the prctl wants ascending ids. */
 	qsort(pt->timers, pt->n_timers, sizeof(*pt->timers), cmp_entry);

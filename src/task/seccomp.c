@@ -44,6 +44,7 @@
 
 #include "infect/infect.h"
 #include "seccomp.pb-c.h"
+#include "ns/pidns.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -203,7 +204,7 @@ static int read_chain(Seccomp *rec, pid_t tid)
 		return -ENOMEM;
 	}
 	seccomp_thread__init(th);
-	th->tid = tid;
+	th->tid = pidns_view(tid);	/* the image keeps the tree's tids */
 	rec->threads[rec->n_threads++] = th;
 	while (!(ret = read_filter(rec, tid, th->n_chain, &idx))) {
 		uint32_t *chain = xrealloc(th->chain, (th->n_chain + 1) * sizeof(*chain));
@@ -366,7 +367,8 @@ static int install_chain(struct infect_ctl *ctl, pid_t pid, const Seccomp *rec,
 		if (th->chain[i] >= rec->n_filters)
 			return pr_errno(-EINVAL, "pid %d tid %d: seccomp filter %u is not in the image",
 					pid, th->tid, th->chain[i]);
-		ret = install(ctl, pid, th->tid, rec->filters[th->chain[i]],
+		/* The image keeps the tree's tid; the controller acts on its own view of it. */
+		ret = install(ctl, pid, pidns_host(th->tid), rec->filters[th->chain[i]],
 			      flags | rec->filters[th->chain[i]]->flags);
 	}
 	return ret;
@@ -403,7 +405,7 @@ static int seccomp_restore(struct infect_ctl *ctl, pid_t pid, const ProtobufCMes
 	if (!ret)
 		ret = check_shared(pid, rec);
 	for (size_t t = 0; !ret && t < rec->n_threads; t++)
-		ret = check_fresh(pid, rec->threads[t]->tid);
+		ret = check_fresh(pid, pidns_host(rec->threads[t]->tid));
 	if (!ret)
 		ret = install_chain(ctl, pid, rec, rec->threads[0], 0, rec->shared,
 				    SECCOMP_FILTER_FLAG_TSYNC);

@@ -53,6 +53,8 @@ struct task_kind {
 	int (*restore_self)(pid_t pid, const ProtobufCMessage *rec);
 	/*
 	 * Restore, in the controller, once every thread of pid exists and is stopped (seized)
+	 * (pid and tid as the controller sees them, which differ from the image's, the tree's
+	 * view, when the tree has its own pid namespace: pidns_host translates those)
 	 * inside the restorer, before the target's registers are loaded. ctl runs remote
 	 * syscalls in the process (infect_syscall_tid for a given thread), for state a task
 	 * can only set on itself; state settable from outside (scheduling, affinity) needs no
