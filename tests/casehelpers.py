@@ -37,6 +37,16 @@ def wait_for(cond, what, timeout=WAIT):
         time.sleep(0.01)
 
 
+def build_c(tmp_path_factory, name, source, *flags):
+    """Compiles source (C text) into an executable called name in a new directory."""
+    d = tmp_path_factory.mktemp(name)
+    (d / f"{name}.c").write_text(source)
+    res = subprocess.run(["gcc", "-O1", "-Wall", *flags, "-o", str(d / name), str(d / f"{name}.c")],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, f"cannot build {name}.c:\n{res.stderr}"
+    return d / name
+
+
 def start_ready(tree, script, *args, log=None, python=sys.executable):
     """Runs a python script (its argv: args) as the tree's root; returns its log (log, or
     prog.log in the tree's directory) once the script printed "ready" there."""

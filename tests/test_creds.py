@@ -14,10 +14,11 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
+
+from casehelpers import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 CREST = str(ROOT / "build" / "crest")
@@ -52,13 +53,6 @@ def alive(pid):
     except FileNotFoundError:
         return False
 
-
-def wait_for(cond, what, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 def reap(pid):

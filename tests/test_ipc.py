@@ -12,11 +12,11 @@
 import os
 import re
 import subprocess
-import time
 
 import pytest
 
 from crestlib import proc_stat, reap_zombies
+from casehelpers import build_c, wait_for
 
 # One helper, two set-ups (argv[1]); prints "ready", waits for SIGTERM, checks, says PASS.
 IPC_C = r"""
@@ -83,20 +83,8 @@ int main(int argc, char **argv)
 
 @pytest.fixture(scope="module")
 def ipcprog(tmp_path_factory):
-    d = tmp_path_factory.mktemp("ipcprog")
-    (d / "ipcprog.c").write_text(IPC_C)
-    res = subprocess.run(["gcc", "-O1", "-Wall", "-o", str(d / "ipcprog"), str(d / "ipcprog.c")],
-                         capture_output=True, text=True)
-    assert res.returncode == 0, f"cannot build the ipc program:\n{res.stderr}"
-    return d / "ipcprog"
+    return build_c(tmp_path_factory, "ipcprog", IPC_C)
 
-
-def wait_for(cond, what, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 def start(tree, prog, mode):

@@ -21,6 +21,7 @@ import time
 import pytest
 
 from crestlib import descendants, proc_stat, reap_zombies
+from casehelpers import build_c, wait_for
 
 HOSTNAME = "crest-ns-test"
 DOWNTIME = 2.0  # seconds between the dump and the restore
@@ -100,12 +101,7 @@ int main(int argc, char **argv)
 
 @pytest.fixture(scope="module")
 def clockprog(tmp_path_factory):
-    d = tmp_path_factory.mktemp("nsclock")
-    (d / "nsclock.c").write_text(CLOCK_C)
-    res = subprocess.run(["gcc", "-O1", "-Wall", "-o", str(d / "nsclock"), str(d / "nsclock.c")],
-                         capture_output=True, text=True)
-    assert res.returncode == 0, f"cannot build the clock program:\n{res.stderr}"
-    return d / "nsclock"
+    return build_c(tmp_path_factory, "nsclock", CLOCK_C)
 
 
 def ns_inode(pid, kind):
@@ -118,13 +114,6 @@ def hostname_in(pid):
     assert res.returncode == 0, f"nsenter into pid {pid}: {res.stderr}"
     return res.stdout.strip()
 
-
-def wait_for(cond, what, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 def read_state(path):

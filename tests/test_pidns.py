@@ -13,11 +13,11 @@ the host at restore time. What crest cannot restore is refused with one line at 
 """
 import os
 import subprocess
-import time
 
 import pytest
 
 from crestlib import descendants, proc_stat, reap_zombies
+from casehelpers import build_c, wait_for
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/proc/self/ns/pid"),
                                 reason="this kernel has no pid namespaces (CONFIG_PID_NS)")
@@ -197,20 +197,8 @@ int main(void)
 
 @pytest.fixture(scope="module")
 def prog(tmp_path_factory):
-    d = tmp_path_factory.mktemp("pidnsprog")
-    (d / "pidns.c").write_text(PROG_C)
-    res = subprocess.run(["gcc", "-O1", "-Wall", "-pthread", "-o", str(d / "pidns"),
-                          str(d / "pidns.c")], capture_output=True, text=True)
-    assert res.returncode == 0, f"cannot build the program:\n{res.stderr}"
-    return d / "pidns"
+    return build_c(tmp_path_factory, "pidns", PROG_C, "-pthread")
 
-
-def wait_for(cond, what, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 def nspid(tid):

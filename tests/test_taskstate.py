@@ -9,12 +9,12 @@
 """
 import os
 import signal
-import subprocess
 import time
 
 import pytest
 
 from crestlib import descendants, proc_stat, reap_zombies
+from casehelpers import build_c, wait_for
 
 # argv[1]: the output file. Counts SIGUSR1; "ready" once its memory (which makes the dump
 # take a moment) is filled; on SIGTERM prints the count and PASS for exactly one.
@@ -67,12 +67,7 @@ int main(void)
 
 
 def build(tmp_path_factory, name, src):
-    d = tmp_path_factory.mktemp(name)
-    (d / f"{name}.c").write_text(src)
-    res = subprocess.run(["gcc", "-O1", "-Wall", "-pthread", "-o", str(d / name),
-                          str(d / f"{name}.c")], capture_output=True, text=True)
-    assert res.returncode == 0, f"cannot build {name}:\n{res.stderr}"
-    return d / name
+    return build_c(tmp_path_factory, name, src, "-pthread")
 
 
 @pytest.fixture(scope="module")
@@ -84,13 +79,6 @@ def sigprog(tmp_path_factory):
 def leaderprog(tmp_path_factory):
     return build(tmp_path_factory, "leaderexit", LEADER_C)
 
-
-def wait_for(cond, what, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.001)
 
 
 def tracer_of(pid):

@@ -33,6 +33,7 @@
 #include "files/fown.h"
 #include "files/reopen.h"
 #include "image/img.h"
+#include "infect/infect.h"
 #include "mem/mem.h"
 #include "memfd.pb-c.h"
 #include "util/log.h"
@@ -68,19 +69,7 @@ static struct saved_memfd *find_saved(uint64_t ino)
 /* A process of the tree being dumped: crest has seized it (TracerPid), or crest itself. */
 static bool in_tree(pid_t pid)
 {
-	char path[64], *buf, *p;
-	bool ret;
-
-	if (pid == getpid())
-		return true;
-	snprintf(path, sizeof(path), "/proc/%d/status", pid);
-	buf = read_file_at(AT_FDCWD, path, NULL);
-	if (!buf)
-		return false;
-	p = strstr(buf, "\nTracerPid:");
-	ret = p && atoi(p + strlen("\nTracerPid:")) == getpid();
-	free(buf);
-	return ret;
+	return pid == getpid() || infect_traced_by_us(pid);
 }
 
 /*

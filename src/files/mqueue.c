@@ -21,6 +21,7 @@
 #include <sys/vfs.h>
 
 #include "mqueue.pb-c.h"
+#include "ns/ns.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -31,17 +32,6 @@ static bool mqueue_match(const struct fd_dump_arg *a)
 	struct statfs sf;
 
 	return a->lfd >= 0 && !fstatfs(a->lfd, &sf) && sf.f_type == MQUEUE_MAGIC;
-}
-
-static bool has_own_ipc_ns(pid_t pid)
-{
-	struct stat mine, its;
-	char path[64];
-
-	snprintf(path, sizeof(path), "/proc/%d/ns/ipc", pid);
-	if (stat("/proc/self/ns/ipc", &mine) || stat(path, &its))
-		return false;
-	return mine.st_ino != its.st_ino || mine.st_dev != its.st_dev;
 }
 
 static bool ends_with(const char *s, const char *suffix)
@@ -55,7 +45,7 @@ static int mqueue_dump(const struct fd_dump_arg *a, ProtobufCMessage **ret)
 {
 	MqueueFile *mf;
 
-	if (!has_own_ipc_ns(a->pid)) {
+	if (!ns_ipc_is_own(a->pid)) {
 		pr_err("pid %d fd %d: POSIX message queue %s: crest saves message queues only in a tree with an ipc namespace of its own (crest run, unshare --ipc)",
 		       a->pid, a->fd, a->link);
 		return -EOPNOTSUPP;

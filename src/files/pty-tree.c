@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "infect/infect.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -38,21 +39,6 @@ static struct {
 	uint32_t *masters;	/* indexes of the pty masters the tree holds */
 	size_t nr_masters, cap_masters;
 } tree;
-
-static bool traced_by_us(pid_t pid)
-{
-	char path[64], *buf, *p;
-	bool ret;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", pid);
-	buf = read_file_at(AT_FDCWD, path, NULL);
-	if (!buf)
-		return false;
-	p = strstr(buf, "\nTracerPid:");
-	ret = p && atoi(p + strlen("\nTracerPid:")) == getpid();
-	free(buf);
-	return ret;
-}
 
 /* Fields 4 and 6-8 of /proc/PID/stat: parent, session, tty_nr, tpgid. */
 static int read_stat(struct tree_proc *tp)
@@ -155,7 +141,7 @@ static int scan_tree(void)
 	while (!ret && (de = readdir(d))) {
 		pid_t pid = atoi(de->d_name);
 
-		if (pid > 0 && traced_by_us(pid))
+		if (pid > 0 && infect_traced_by_us(pid))
 			ret = add_proc(pid);
 	}
 	closedir(d);

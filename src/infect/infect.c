@@ -221,6 +221,14 @@ static int status_fields(pid_t tid, const char *const *names, long *vals, int n)
 	return found == n ? 0 : -ENOENT;
 }
 
+bool infect_traced_by_us(pid_t tid)
+{
+	long tracer;
+
+	return !status_fields(tid, (const char *const[]){ "TracerPid" }, &tracer, 1) &&
+	       tracer == getpid();
+}
+
 /*
  * Threads seized but never stopped: infect_seize() timed out after PTRACE_INTERRUPT.
  * PTRACE_DETACH works only from a ptrace-stop, so each stays traced until it traps (a vfork

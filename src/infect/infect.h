@@ -68,4 +68,7 @@ int __must_check infect_write(struct infect_ctl *ctl, uint64_t addr, const void 
 /* Removes the scratch area and puts the thread's registers back as they were. */
 int infect_ctl_close(struct infect_ctl *ctl);
 
+/* Whether crest (this process) is tid's tracer now, from /proc/TID/status. */
+bool infect_traced_by_us(pid_t tid);
+
 #endif

@@ -21,6 +21,7 @@
 
 #include "image/img.h"
 #include "infect/infect.h"
+#include "ns/ns.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -84,18 +85,6 @@ static bool holds_inode(pid_t pid, const VmaEntry *vma)
 	return found;
 }
 
-/* A SysV segment can be saved only with the ipc namespace it lives in: the tree's own. */
-static bool has_own_ipc_ns(pid_t pid)
-{
-	struct stat mine, its;
-	char path[64];
-
-	snprintf(path, sizeof(path), "/proc/%d/ns/ipc", pid);
-	if (stat("/proc/self/ns/ipc", &mine) || stat(path, &its))
-		return false;
-	return mine.st_ino != its.st_ino || mine.st_dev != its.st_dev;
-}
-
 /*
  * A SysV attach shows as "/SYSV%08x (deleted)" (the key it was created with), its inode
  * number being the shmid (ipc/shm.c newseg()). Its contents are the segment's, saved with the
@@ -103,7 +92,7 @@ static bool has_own_ipc_ns(pid_t pid)
  */
 static int classify_sysv(pid_t pid, VmaEntry *vma, const char *path)
 {
-	if (!has_own_ipc_ns(pid)) {
+	if (!ns_ipc_is_own(pid)) {
 		pr_err("pid %d: mapping %" PRIx64 "-%" PRIx64 " of SysV shared memory segment %" PRIu64 ": crest saves SysV IPC only in a tree with an ipc namespace of its own",
 		       pid, vma->start, vma->end, vma->ino);
 		return -EOPNOTSUPP;

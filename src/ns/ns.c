@@ -319,3 +319,14 @@ int ns_restore_late(struct img_dir *dir, const NsEntry *ns)
 {
 	return ns && ns->ipc ? ns_ipc_restore_late(dir) : 0;
 }
+
+bool ns_ipc_is_own(pid_t pid)
+{
+	struct stat mine, its;
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/ipc", pid);
+	if (stat("/proc/self/ns/ipc", &mine) || stat(path, &its))
+		return false;
+	return mine.st_ino != its.st_ino || mine.st_dev != its.st_dev;
+}

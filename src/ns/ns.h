@@ -6,6 +6,7 @@
 #ifndef CREST_NS_NS_H
 #define CREST_NS_NS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -48,5 +49,8 @@ int ns_restore_root(struct img_dir *dir, const NsEntry *ns);
  * attached again): what must wait for that (segments removed with IPC_RMID are removed again).
  */
 int ns_restore_late(struct img_dir *dir, const NsEntry *ns);
+
+/* Dump: pid lives in an ipc namespace other than crest's (so the tree's own, if its root's). */
+bool ns_ipc_is_own(pid_t pid);
 
 #endif

@@ -190,6 +190,35 @@ static inline pid_t case_fork(void)
 	return pid;
 }
 
+/*
+ * case_fork() of a child that runs setup() and then child_main(), which never returns; the
+ * parent goes on once the child's setup is done (it says so through a pipe).
+ */
+static inline pid_t case_fork_after(void (*setup)(void), void (*child_main)(void),
+				    const char *what)
+{
+	int sync[2];
+	pid_t pid;
+	char c;
+
+	if (pipe(sync))
+		case_die("pipe: %m");
+	pid = case_fork();
+	if (pid == 0) {
+		close(sync[0]);
+		setup();
+		if (write(sync[1], "x", 1) != 1)
+			case_die("pipe: %m");
+		close(sync[1]);
+		child_main();
+	}
+	close(sync[1]);
+	if (read(sync[0], &c, 1) != 1)
+		case_die("the child did not %s", what);
+	close(sync[0]);
+	return pid;
+}
+
 static inline int64_t case_now_ns(clockid_t clk)
 {
 	struct timespec ts;

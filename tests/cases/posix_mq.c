@@ -83,12 +83,13 @@ static void check_idle(void)
 	close(q);
 }
 
-static void child(int done)
+static void child_setup(void)
 {
 	case_move_fd(mq_open("/crest-mq", O_RDONLY), 42, 0);
-	if (write(done, "x", 1) != 1)
-		case_die("pipe: %m");
-	close(done);
+}
+
+static void child(void)
+{
 	case_wait();
 	check_attr(42, 0, 5, 64, 4);
 	case_check((fcntl(42, F_GETFL) & O_ACCMODE) == O_RDONLY, "fd 42: not read-only");
@@ -98,26 +99,14 @@ static void child(int done)
 
 int main(int argc, char **argv)
 {
-	int sync[2];
 	struct stat st;
 	pid_t pid;
-	char c;
 
 	case_init(argc, argv);
 	if (unshare(CLONE_NEWIPC))
 		case_die("unshare(CLONE_NEWIPC): %m");
 	make_queue();
-	if (pipe(sync))
-		case_die("pipe: %m");
-	pid = case_fork();
-	if (pid == 0) {
-		close(sync[0]);
-		child(sync[1]);
-	}
-	close(sync[1]);
-	if (read(sync[0], &c, 1) != 1)
-		case_die("the child did not open the queue");
-	close(sync[0]);
+	pid = case_fork_after(child_setup, child, "open the queue");
 	case_ready_wait();
 	if (case_sabotage("mq_message"))
 		expect(40, "high", 9);

@@ -280,17 +280,18 @@ static void maps_perms(const void *addr, char *perms)
 		fclose(f);
 }
 
-/* The child: A inherited at the same address, C attached read-only; says so on fd done. */
-static void child(int done)
+/* The child: A inherited at the same address, C attached read-only, D read-only and exec. */
+static void child_setup(void)
+{
+	at_c = attach(id_c, SHM_RDONLY);
+	at_d = attach(id_d, SHM_RDONLY | SHM_EXEC);
+}
+
+static void child(void)
 {
 	struct shmid_ds c;
 	char perms[8];
 
-	at_c = attach(id_c, SHM_RDONLY);
-	at_d = attach(id_d, SHM_RDONLY | SHM_EXEC);
-	if (write(done, "x", 1) != 1)
-		case_die("pipe: %m");
-	close(done);
 	case_wait();
 	c = shm_stat(id_c, "C");
 	case_check(c.shm_nattch == 2, "shm C: %lu attaches, want 2", c.shm_nattch);
@@ -311,8 +312,6 @@ static void child(int done)
 
 int main(int argc, char **argv)
 {
-	int sync[2];
-	char c;
 	pid_t pid;
 
 	case_init(argc, argv);
@@ -320,17 +319,7 @@ int main(int argc, char **argv)
 		case_die("unshare(CLONE_NEWIPC): %m");
 	setup_shm();
 	setup_sem_msg();
-	if (pipe(sync))
-		case_die("pipe: %m");
-	pid = case_fork();
-	if (pid == 0) {
-		close(sync[0]);
-		child(sync[1]);
-	}
-	close(sync[1]);
-	if (read(sync[0], &c, 1) != 1)
-		case_die("the child did not attach shm C");
-	close(sync[0]);
+	pid = case_fork_after(child_setup, child, "attach shm C");
 	setup_removed();
 	case_ready_wait();
 	sabotage();
