@@ -189,21 +189,80 @@ static int stage_files(struct dump_ctx *ctx)
 }
 
 /* Records and image names carry the pids the tree sees (pidns.c); crest worked with its own. */
+/*
+ * Pending signals are read again as late as possible: one sent to the frozen tree after the
+ * collect stage stays pending (the threads are stopped) and must be in the image, or a dump
+ * that kills the tree would drop it. Returns 1 if any queue grew since the last read.
+ */
+static int refresh_pending(struct dump_proc *dp)
+{
+	ProtobufCBinaryData *info = NULL;
+	size_t nr = 0;
+	int grew = 0, ret = task_dump_pending(dp->p->pid, true, &info, &nr);
+
+	if (ret)
+		return ret;
+	grew |= nr != dp->core.n_shared_siginfo;
+	task_free_pending(dp->core.shared_siginfo, dp->core.n_shared_siginfo);
+	dp->core.shared_siginfo = info;
+	dp->core.n_shared_siginfo = nr;
+	for (size_t t = 0; t < dp->nr_threads; t++) {
+		ThreadCore *th = &dp->threads[t];
+
+		info = NULL;
+		nr = 0;
+		ret = task_dump_pending(th->tid, false, &info, &nr);
+		if (ret)
+			return ret;
+		grew |= nr != th->n_siginfo;
+		task_free_pending(th->siginfo, th->n_siginfo);
+		th->siginfo = info;
+		th->n_siginfo = nr;
+	}
+	return grew;
+}
+
+/* Records hold the tree's view of pids; dp keeps crest's, so this may run twice. */
 static int write_core(struct dump_ctx *ctx, struct dump_proc *dp)
 {
 	pid_t pid = pidns_view(dp->p->pid);
 	struct img *img = img_create(ctx->dir, IMG_MAGIC_CORE, "core-%d.img", pid);
+	TaskCore core = dp->core;
 	int ret;
 
 	if (!img)
 		return -errno;
-	dp->core.pid = pid;
-	ret = img_write_msg(img, &dp->core.base);
+	core.pid = pid;
+	ret = img_write_msg(img, &core.base);
 	for (size_t t = 0; !ret && t < dp->nr_threads; t++) {
-		dp->threads[t].tid = pidns_view(dp->threads[t].tid);
-		ret = img_write_msg(img, &dp->threads[t].base);
+		ThreadCore th = dp->threads[t];
+
+		th.tid = pidns_view(th.tid);
+		ret = img_write_msg(img, &th.base);
 	}
 	return ret ? (img_close(img), ret) : img_close(img);
+}
+
+/* Writes the core image of every live process whose signals are new (all: changed_only 0). */
+static int write_cores(struct dump_ctx *ctx, bool changed_only, bool *wrote)
+{
+	int ret = 0;
+
+	for (size_t i = 0; !ret && i < ctx->tree.nr; i++) {
+		struct dump_proc *dp = &ctx->procs[i];
+		int grew;
+
+		if (dp->p->zombie)
+			continue;
+		grew = refresh_pending(dp);
+		if (grew < 0)
+			return grew;
+		if (changed_only && !grew)
+			continue;
+		ret = write_core(ctx, dp);
+		*wrote = true;
+	}
+	return ret;
 }
 
 /* A session or group the tree cannot see (outside its pid namespace) cannot be restored. */
@@ -257,15 +316,15 @@ static int write_pstree(struct dump_ctx *ctx)
 static int stage_finish(struct dump_ctx *ctx)
 {
 	Inventory inv = INVENTORY__INIT;
+	bool wrote = false;
 	int ret = write_pstree(ctx);
 
+	if (!ret)
+		ret = write_cores(ctx, false, &wrote);
 	for (size_t i = 0; !ret && i < ctx->tree.nr; i++) {
 		struct dump_proc *dp = &ctx->procs[i];
 
-		if (dp->p->zombie)
-			continue;
-		ret = write_core(ctx, dp);
-		if (!ret)
+		if (!dp->p->zombie)
 			ret = mem_write_map(ctx->dir, pidns_view(dp->p->pid), &dp->map);
 	}
 	if (ret)
@@ -277,7 +336,17 @@ static int stage_finish(struct dump_ctx *ctx)
 	inv.shell_job = ctx->opts->shell_job;
 	inv.has_page_size = true;
 	inv.page_size = sysconf(_SC_PAGESIZE);
-	return imgdir_finish(ctx->dir, &inv);
+	ret = imgdir_finish(ctx->dir, &inv);
+	/*
+	 * A signal that came while the files were written: once more, core and inventory. What
+	 * comes after this last look and before the kill (microseconds) is still lost.
+	 */
+	wrote = false;
+	if (!ret)
+		ret = write_cores(ctx, true, &wrote);
+	if (!ret && wrote)
+		ret = imgdir_finish(ctx->dir, &inv);
+	return ret;
 }
 
 static const struct dump_stage {
