@@ -4,7 +4,8 @@ and what cannot be saved, and the target runs on with its sockets exactly as the
   outside_peer     a stream connection whose other end is held by a process outside the tree
                    (here the test driver): the error names that process
   outside_dgram    a datagram socket connected to a named socket outside the tree
-  scm_rights       a descriptor in flight (SCM_RIGHTS) in a receive queue
+  scm_nested       a unix socket in flight (SCM_RIGHTS) that carries descriptors in flight itself
+  scm_epoll        an epoll in flight, which no process holds (its interest list names fds)
   pending_data     a connection not accepted yet that already carries data
   pending_closed   a connection not accepted yet whose client has closed
   oob              out-of-band data (MSG_OOB) in a stream's receive queue
@@ -69,14 +70,29 @@ s.connect(sys.argv[2])
 wait()
 finish(s.getpeername() == sys.argv[2], "the datagram socket lost its peer")
 """,
-    "scm_rights": r"""
+    "scm_nested": r"""
 a, b = socket.socketpair()
+c, d = socket.socketpair()
 r, w = os.pipe()
-socket.send_fds(a, [b"with fd"], [w])
+socket.send_fds(d, [b"inner"], [w])
+socket.send_fds(a, [b"outer"], [c.fileno()])
 os.close(w)
+c.close()
 wait()
 msg, fds, _, _ = socket.recv_fds(b, 64, 4)
-finish(msg == b"with fd" and len(fds) == 1, "the descriptor in flight is gone")
+inner = socket.socket(fileno=fds[0]) if len(fds) == 1 else None
+msg2, fds2, _, _ = socket.recv_fds(inner, 64, 4) if inner else (b"", [], 0, 0)
+finish(msg == b"outer" and msg2 == b"inner" and len(fds2) == 1, "the descriptors in flight are gone")
+""",
+    "scm_epoll": r"""
+import select
+a, b = socket.socketpair()
+ep = select.epoll()
+socket.send_fds(a, [b"epoll"], [ep.fileno()])
+ep.close()
+wait()
+msg, fds, _, _ = socket.recv_fds(b, 64, 4)
+finish(msg == b"epoll" and len(fds) == 1, "the epoll in flight is gone")
 """,
     "pending_data": r"""
 l, c = pending("pending", b"early data")
@@ -104,7 +120,8 @@ finish(b.recv(1, socket.MSG_OOB) == b"X" and b.recv(8) == b"ab", "the out-of-ban
 EXPECT = {
     "outside_peer": ["outside the dumped tree", "held by pid %d" % os.getpid()],
     "outside_dgram": ["outside the dumped tree", "outside.sock"],
-    "scm_rights": ["SCM_RIGHTS"],
+    "scm_nested": ["SCM_RIGHTS", "nested in flight"],
+    "scm_epoll": ["SCM_RIGHTS", "epoll"],
     "pending_data": ["not accepted yet"],
     "pending_closed": ["not yet accepted", "client has closed"],
     "oob": ["MSG_OOB"],
