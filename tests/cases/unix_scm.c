@@ -1,22 +1,27 @@
 /*
  * unix_scm: descriptors in flight (SCM_RIGHTS) come back in the receive queues that carry them,
  * in order, with the messages they came with, and each is the same open file description as
- * before: shared with the process when it also holds it, alone when only the queue has it.
+ * before: shared with the process that also holds it, alone when only the queue has it.
  *
- *   fd 30      OUTFILE.shared, "0123456789", offset 5; also sent in flight (its description)
- *   fd 31      the read end of a pipe; the write end is only in flight
+ * The parent holds:
+ *   fd 30      OUTFILE.shared, "0123456789", offset 5; its description is also in flight
+ *   fd 31      the read end of a pipe, also in flight; the write end is only in flight
+ * The child holds:
  *   fds 20/21  stream socketpair; queued for 20, each message with one descriptor:
  *              "file" + fd 30, "pipe" + the pipe's write end, "only" + OUTFILE.only
  *              ("abcdefgh", offset 3), which the sender closed after sending
  *   fds 22/23  datagram socketpair; queued for 22: "pair" + fd 30 and fd 31, "none" without
  *              any, "solo" + OUTFILE.solo ("ABCDEFGH", offset 6), closed after sending
  *
- * After SIGTERM the messages are received: the file received shares fd 30's offset (a read
- * through it moves fd 30's), a write to the pipe's write end arrives at fd 31, the files only
- * in flight have their contents and offsets, and then both queues are empty.
+ * After SIGTERM the child receives the messages: the file comes twice at the parent's offset
+ * (it reads a byte through each copy), the pipe's ends are one pipe and it writes "through"
+ * into it, the files only in flight have their contents and offsets, and both queues are then
+ * empty. The parent then finds fd 30 at offset 7 (moved by the child's reads: one
+ * description) and "through" in fd 31.
  */
 #include "case.h"
 
+#include <poll.h>
 #include <sys/socket.h>
 
 #define MAX_FDS 4
@@ -111,18 +116,15 @@ static bool expect(int sk, const char *want, int *fds, size_t nr)
 	return !strcmp(buf, want) && got == nr;
 }
 
-/* fd is fd 30's description: it stands at offset 5, and reading through it moves fd 30. */
-static void check_shared(int fd, const char *what)
+/* fd is fd 30's description, at offset want: reading a byte through it moves fd 30 too. */
+static void check_shared(int fd, off_t want, const char *what)
 {
 	char c = 0;
 
-	case_check(lseek(fd, 0, SEEK_CUR) == 5, "%s: offset %jd, want 5 (fd 30's)", what,
-		   (intmax_t)lseek(fd, 0, SEEK_CUR));
-	case_check(read(fd, &c, 1) == 1 && c == '5', "%s: read '%c', want '5'", what, c);
-	case_check(lseek(30, 0, SEEK_CUR) == 6,
-		   "%s: a read through it left fd 30 at %jd, want 6: not one description", what,
-		   (intmax_t)lseek(30, 0, SEEK_CUR));
-	lseek(30, 5, SEEK_SET);
+	case_check(lseek(fd, 0, SEEK_CUR) == want, "%s: offset %jd, want %jd (fd 30's)", what,
+		   (intmax_t)lseek(fd, 0, SEEK_CUR), (intmax_t)want);
+	case_check(read(fd, &c, 1) == 1 && c == '0' + want, "%s: read '%c', want '%c'", what, c,
+		   (char)('0' + want));
 	close(fd);
 }
 
@@ -138,46 +140,34 @@ static void check_alone(int fd, off_t off, const char *rest, const char *what)
 	close(fd);
 }
 
-/* The pipe's write end in flight: what it writes arrives at fd 31. */
-static void check_pipe_write(int fd)
+/* The pipe's ends in flight are one pipe; the write end writes "through" for the parent. */
+static void check_pipe(int wfd, int rfd)
 {
-	char buf[16] = "";
+	struct stat w, r;
 
-	case_check(write(fd, "through", 7) == 7, "pipe write end in flight: write: %m");
-	close(fd);
-	case_check(read(31, buf, sizeof(buf) - 1) == 7 && !strcmp(buf, "through"),
-		   "fd 31: read \"%s\", want \"through\" written by the write end in flight", buf);
+	case_check(!fstat(wfd, &w) && !fstat(rfd, &r) && S_ISFIFO(w.st_mode) && w.st_ino == r.st_ino,
+		   "the pipe's write end and read end in flight are not one pipe");
+	case_check(write(wfd, "through", 7) == 7, "pipe write end in flight: write: %m");
+	close(wfd);
+	close(rfd);
 }
 
-static void check_pipe_read(int fd)
+static void child_checks(void)
 {
-	struct stat a, b;
-
-	case_check(!fstat(fd, &a) && !fstat(31, &b) && S_ISFIFO(a.st_mode) && a.st_ino == b.st_ino,
-		   "datagram \"pair\": its second descriptor is not fd 31's pipe");
-	close(fd);
-}
-
-static void check_stream(void)
-{
-	int fds[MAX_FDS];
+	int fds[MAX_FDS], wfd = -1;
 
 	if (expect(20, "file", fds, 1))
-		check_shared(fds[0], "stream \"file\"");
+		check_shared(fds[0], 5, "stream \"file\"");
 	if (expect(20, "pipe", fds, 1))
-		check_pipe_write(fds[0]);
+		wfd = fds[0];
 	if (expect(20, "only", fds, 1))
 		check_alone(fds[0], 3, "defgh", "stream \"only\"");
 	case_check_empty(20, "fd 20");
-}
-
-static void check_dgram(void)
-{
-	int fds[MAX_FDS];
 
 	if (expect(22, "pair", fds, 2)) {
-		check_shared(fds[0], "datagram \"pair\"");
-		check_pipe_read(fds[1]);
+		check_shared(fds[0], 6, "datagram \"pair\"");
+		if (wfd >= 0)
+			check_pipe(wfd, fds[1]);
 	}
 	expect(22, "none", fds, 0);
 	if (expect(22, "solo", fds, 1))
@@ -185,25 +175,48 @@ static void check_dgram(void)
 	case_check_empty(22, "fd 22");
 }
 
-static void sabotage(void)
+static __attribute__((noreturn)) void child(void)
 {
 	char buf[16];
 
-	if (case_sabotage("offset"))
-		lseek(30, 0, SEEK_SET);
+	close(30);
+	close(31);
+	case_wait();
 	if (case_sabotage("stream_msg"))
 		recv(20, buf, sizeof(buf), 0);
 	if (case_sabotage("dgram_msg"))
 		recv(22, buf, sizeof(buf), 0);
+	child_checks();
+	case_child_exit();
+}
+
+static void parent_checks(void)
+{
+	char buf[16] = "";
+
+	case_check(lseek(30, 0, SEEK_CUR) == 7,
+		   "fd 30: offset %jd, want 7 after the child's two reads through its copies in flight",
+		   (intmax_t)lseek(30, 0, SEEK_CUR));
+	case_check(case_poll(31, POLLIN, 2000) && read(31, buf, sizeof(buf) - 1) == 7 &&
+		   !strcmp(buf, "through"),
+		   "fd 31: read \"%s\", want \"through\" from the write end in flight", buf);
 }
 
 int main(int argc, char **argv)
 {
+	pid_t pid;
+
 	case_init(argc, argv);
 	setup();
+	pid = case_fork();
+	if (pid == 0)
+		child();
+	for (int fd = 20; fd <= 23; fd++)
+		close(fd);
 	case_ready_wait();
-	sabotage();
-	check_stream();
-	check_dgram();
+	if (case_sabotage("offset"))
+		lseek(30, 0, SEEK_SET);
+	case_check_child(pid, "the child");
+	parent_checks();
 	case_finish();
 }
