@@ -1,6 +1,7 @@
 /*
  * "unix" at dump: what one AF_UNIX socket is, from sock_diag and getsockopt/getpeername on our
- * copy of its description (all read-only), and its receive queue read with MSG_PEEK.
+ * copy of its description (all read-only), and its receive queue read with MSG_PEEK; the
+ * descriptors in flight that the peek hands crest are saved through the fd table.
  *
  * Peers are known by inode only once every process was dumped, so unix_dump_finish checks that
  * each connection's other end is in the image and fails the dump naming it when it is not.

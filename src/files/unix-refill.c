@@ -3,7 +3,8 @@
  * gives it what the receiver saw: stream and seqpacket data from the peer (or the stand-in of a
  * closed peer); a datagram from the image's socket bound to its sender name, from a temporary
  * socket bound to that name when the sender is gone, or from an unbound socket when the sender
- * had no name. SCM_CREDENTIALS go along as recorded.
+ * had no name. SCM_CREDENTIALS go along as recorded, and SCM_RIGHTS with the descriptions in
+ * flight, which this process created before the sockets (fd_kind.carried).
  */
 #define LOG_PREFIX "files/unix: "
 #include "files/unix-restore.h"
