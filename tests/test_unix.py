@@ -13,6 +13,10 @@ and what cannot be saved, and the target runs on with its sockets exactly as the
 Each target is a small python3 program: it sets the state up, writes "ready", and on SIGTERM
 checks that the state is untouched (the queued data is all there) and writes PASS or FAIL.
 
+Descriptors in flight of other kinds (test_unix_scm_kinds) come back: an eventfd with its count
+behind bytes sent without descriptors (the peek shows them as one run), a memfd with its
+contents, and a unix socket in flight with data queued in it and its peer still held.
+
 With --ext-unix-sk (test_unix_ext) a peer outside the tree is allowed: the dump warns, a
 restore without the option refuses, and with it the socket connects again to the peer's name
 (stream client, datagram socket), or, when data from the peer was queued, gets that data back
@@ -261,3 +265,66 @@ def test_unix_ext(tmp_path, name):
             proc.kill()
             proc.wait()
         server.close()
+
+
+# ---- descriptors in flight of several kinds ------------------------------------------------
+
+SCM_KINDS = r"""
+a, b = socket.socketpair()
+ev = os.eventfd(7)
+a.send(b"plain ")
+socket.send_fds(a, [b"eventfd"], [ev])
+os.close(ev)
+m = os.memfd_create("scm")
+os.write(m, b"memfd data")
+socket.send_fds(a, [b"memfd"], [m])
+os.close(m)
+c, d = socket.socketpair()
+d.send(b"inside c")
+socket.send_fds(a, [b"socket"], [c.fileno()])
+c.close()
+wait()
+def recv(want):
+    msg, fds, _, _ = socket.recv_fds(b, 64, 4, socket.MSG_DONTWAIT)
+    if msg != want or len(fds) != 1:
+        finish(False, "got %r with %d fds, want %r with 1" % (msg, len(fds), want))
+    return fds[0]
+ok = os.eventfd_read(recv(b"plain eventfd")) == 7
+m = recv(b"memfd")
+ok = ok and os.pread(m, 64, 0) == b"memfd data"
+c = socket.socket(fileno=recv(b"socket"))
+ok = ok and c.recv(64) == b"inside c"
+d.send(b"after")
+ok = ok and c.recv(64) == b"after"
+b.setblocking(False)
+try:
+    b.recv(1)
+    ok = False
+except BlockingIOError:
+    pass
+finish(ok, "a descriptor in flight came back wrong")
+"""
+
+
+def test_unix_scm_kinds(tmp_path):
+    out = tmp_path / "target.out"
+    proc = subprocess.Popen([PYTHON, "-c", PRELUDE + SCM_KINDS, str(out)],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=open(tmp_path / "target.err", "wb"), start_new_session=True)
+    img, pid = tmp_path / "img", proc.pid
+    try:
+        wait_for(lambda: "ready" in read(out) or proc.poll() is not None, "the target")
+        assert proc.poll() is None, read(tmp_path / "target.err")
+        res = run_crest("dump", "-t", pid, "-D", img)
+        assert res.returncode == 0, res.stderr
+        proc.wait(timeout=WAIT)
+        res = run_crest("restore", "-D", img, "-d")
+        assert res.returncode == 0, res.stderr
+        os.kill(pid, signal.SIGTERM)
+        assert wait_exit(pid) == 0 and "PASS" in read(out), read(out)
+    finally:
+        if proc_stat(pid) is not None:
+            os.kill(pid, signal.SIGKILL)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

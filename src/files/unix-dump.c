@@ -35,8 +35,6 @@
 #include "util/log.h"
 #include "util/util.h"
 
-/* The kernel's SCM_MAX_FD (include/net/scm.h): the most descriptors one message carries. */
-#define UNIX_SCM_MAX_FD 253
 /* First receive buffer for a queued message; grown to the size of a longer datagram. */
 #define PEEK_BUF_START (64 * 1024)
 
@@ -474,6 +472,7 @@ static int add_msg(struct peek_walk *w, UnixMsg *um, size_t len, const struct so
 		us->queue = q;
 	if (!q || !copy) {
 		free(copy);
+		free(um->files);
 		return -ENOMEM;
 	}
 	*copy = *um;

@@ -30,6 +30,8 @@
 #define UNIX_NAME_MAX ((int)sizeof(((struct sockaddr_un *)0)->sun_path))
 /* Room for unix_name_str's result: every byte escaped, "@" and the NUL. */
 #define UNIX_NAME_STR (4 * UNIX_NAME_MAX + 2)
+/* The kernel's SCM_MAX_FD (include/net/scm.h): the most descriptors one message carries. */
+#define UNIX_SCM_MAX_FD 253
 
 /*
  * A name as bytes for messages: "/path", "@abstract" (NULs and other unprintable bytes as
