@@ -629,8 +629,9 @@ static int remember(const struct fd_dump_arg *a, const UnixSk *us)
 	dumped.nr++;
 	memcpy(d->pending, us->pending, us->n_pending * sizeof(uint32_t));
 	d->nr_pending = us->n_pending;
-	d->pid = a->pid;
-	d->fd = a->fd;
+	/* a socket in flight is named by the socket whose queue holds it */
+	d->pid = a->via_pid ? a->via_pid : a->pid;
+	d->fd = a->via_pid ? a->via_fd : a->fd;
 	d->ino = us->ino;
 	d->peer = us->peer;
 	d->peer_ino = us->peer_ino;
