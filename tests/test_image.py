@@ -14,8 +14,9 @@
                               for each file the inventory lists, deleting it makes restore fail
                               with one line naming it, and leaves no process behind.
   test_dump_socket            a process holding a socket crest cannot checkpoint (an
-                              established TCP connection, a unix socket with an fd in flight,
-                              a packet socket): dump fails with one line naming the pid and
+                              established TCP connection, a unix socket with a unix socket
+                              in flight that carries an fd itself, a packet socket): dump
+                              fails with one line naming the pid and
                               the fd, writes no inventory, and the process runs on, untouched,
                               still counting.
   test_show_dir               `crest show DIR` is JSON whose pstree entries are exactly the
@@ -123,9 +124,9 @@ int main(int argc, char **argv)
 """
 
 # A process holding one socket, of a kind crest cannot checkpoint (kinds chosen to stay out of
-# reach as socket support grows: an established TCP connection, a unix socket with a file
-# descriptor in flight, a packet socket). It writes "fd N" (that socket), "ready", then counts
-# (a line every 20 ms) until it is killed.
+# reach as socket support grows: an established TCP connection, a unix socket with a unix
+# socket in flight that carries a file descriptor itself, a packet socket). It writes "fd N"
+# (that socket), "ready", then counts (a line every 20 ms) until it is killed.
 SOCKET_PY = r"""
 import socket, sys, time
 out = open(sys.argv[1], "a", buffering=1)
@@ -133,11 +134,14 @@ kind = sys.argv[2]
 if kind == "tcp-connected":
     bad = socket.create_connection(("127.0.0.1", int(sys.argv[3])))
     keep = [bad]
-elif kind == "unix-scm-rights":
+elif kind == "unix-scm-nested":
     a, bad = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    socket.send_fds(a, [b"x"], [out.fileno()])
-    a.close()  # the fd stays in flight in bad's receive queue
-    keep = [bad]
+    c, d = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    socket.send_fds(d, [b"y"], [out.fileno()])
+    socket.send_fds(a, [b"x"], [c.fileno()])
+    a.close()  # c stays in flight in bad's receive queue, with out in flight in its own
+    c.close()
+    keep = [bad, d]
 elif kind == "packet":
     bad = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, 0)
     keep = [bad]
@@ -359,7 +363,7 @@ def count_lines(path):
     return [l for l in path.read_text().splitlines() if l.isdigit()]
 
 
-@pytest.mark.parametrize("kind", ["tcp-connected", "unix-scm-rights", "packet"])
+@pytest.mark.parametrize("kind", ["tcp-connected", "unix-scm-nested", "packet"])
 def test_dump_socket(tree, kind):
     out = tree.workdir / "sock.out"
     tree.outfile = out

@@ -4,13 +4,18 @@ and what cannot be saved, and the target runs on with its sockets exactly as the
   outside_peer     a stream connection whose other end is held by a process outside the tree
                    (here the test driver): the error names that process
   outside_dgram    a datagram socket connected to a named socket outside the tree
-  scm_rights       a descriptor in flight (SCM_RIGHTS) in a receive queue
+  scm_nested       a unix socket in flight (SCM_RIGHTS) that carries descriptors in flight itself
+  scm_epoll        an epoll in flight, which no process holds (its interest list names fds)
   pending_data     a connection not accepted yet that already carries data
   pending_closed   a connection not accepted yet whose client has closed
   oob              out-of-band data (MSG_OOB) in a stream's receive queue
 
 Each target is a small python3 program: it sets the state up, writes "ready", and on SIGTERM
 checks that the state is untouched (the queued data is all there) and writes PASS or FAIL.
+
+Descriptors in flight of other kinds (test_unix_scm_kinds) come back: an eventfd with its count
+behind bytes sent without descriptors (the peek shows them as one run), a memfd with its
+contents, and a unix socket in flight with data queued in it and its peer still held.
 
 With --ext-unix-sk (test_unix_ext) a peer outside the tree is allowed: the dump warns, a
 restore without the option refuses, and with it the socket connects again to the peer's name
@@ -69,14 +74,29 @@ s.connect(sys.argv[2])
 wait()
 finish(s.getpeername() == sys.argv[2], "the datagram socket lost its peer")
 """,
-    "scm_rights": r"""
+    "scm_nested": r"""
 a, b = socket.socketpair()
+c, d = socket.socketpair()
 r, w = os.pipe()
-socket.send_fds(a, [b"with fd"], [w])
+socket.send_fds(d, [b"inner"], [w])
+socket.send_fds(a, [b"outer"], [c.fileno()])
 os.close(w)
+c.close()
 wait()
 msg, fds, _, _ = socket.recv_fds(b, 64, 4)
-finish(msg == b"with fd" and len(fds) == 1, "the descriptor in flight is gone")
+inner = socket.socket(fileno=fds[0]) if len(fds) == 1 else None
+msg2, fds2, _, _ = socket.recv_fds(inner, 64, 4) if inner else (b"", [], 0, 0)
+finish(msg == b"outer" and msg2 == b"inner" and len(fds2) == 1, "the descriptors in flight are gone")
+""",
+    "scm_epoll": r"""
+import select
+a, b = socket.socketpair()
+ep = select.epoll()
+socket.send_fds(a, [b"epoll"], [ep.fileno()])
+ep.close()
+wait()
+msg, fds, _, _ = socket.recv_fds(b, 64, 4)
+finish(msg == b"epoll" and len(fds) == 1, "the epoll in flight is gone")
 """,
     "pending_data": r"""
 l, c = pending("pending", b"early data")
@@ -104,7 +124,8 @@ finish(b.recv(1, socket.MSG_OOB) == b"X" and b.recv(8) == b"ab", "the out-of-ban
 EXPECT = {
     "outside_peer": ["outside the dumped tree", "held by pid %d" % os.getpid()],
     "outside_dgram": ["outside the dumped tree", "outside.sock"],
-    "scm_rights": ["SCM_RIGHTS"],
+    "scm_nested": ["SCM_RIGHTS", "nested in flight"],
+    "scm_epoll": ["SCM_RIGHTS", "epoll"],
     "pending_data": ["not accepted yet"],
     "pending_closed": ["not yet accepted", "client has closed"],
     "oob": ["MSG_OOB"],
@@ -244,3 +265,66 @@ def test_unix_ext(tmp_path, name):
             proc.kill()
             proc.wait()
         server.close()
+
+
+# ---- descriptors in flight of several kinds ------------------------------------------------
+
+SCM_KINDS = r"""
+a, b = socket.socketpair()
+ev = os.eventfd(7)
+a.send(b"plain ")
+socket.send_fds(a, [b"eventfd"], [ev])
+os.close(ev)
+m = os.memfd_create("scm")
+os.write(m, b"memfd data")
+socket.send_fds(a, [b"memfd"], [m])
+os.close(m)
+c, d = socket.socketpair()
+d.send(b"inside c")
+socket.send_fds(a, [b"socket"], [c.fileno()])
+c.close()
+wait()
+def recv(want):
+    msg, fds, _, _ = socket.recv_fds(b, 64, 4, socket.MSG_DONTWAIT)
+    if msg != want or len(fds) != 1:
+        finish(False, "got %r with %d fds, want %r with 1" % (msg, len(fds), want))
+    return fds[0]
+ok = os.eventfd_read(recv(b"plain eventfd")) == 7
+m = recv(b"memfd")
+ok = ok and os.pread(m, 64, 0) == b"memfd data"
+c = socket.socket(fileno=recv(b"socket"))
+ok = ok and c.recv(64) == b"inside c"
+d.send(b"after")
+ok = ok and c.recv(64) == b"after"
+b.setblocking(False)
+try:
+    b.recv(1)
+    ok = False
+except BlockingIOError:
+    pass
+finish(ok, "a descriptor in flight came back wrong")
+"""
+
+
+def test_unix_scm_kinds(tmp_path):
+    out = tmp_path / "target.out"
+    proc = subprocess.Popen([PYTHON, "-c", PRELUDE + SCM_KINDS, str(out)],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=open(tmp_path / "target.err", "wb"), start_new_session=True)
+    img, pid = tmp_path / "img", proc.pid
+    try:
+        wait_for(lambda: "ready" in read(out) or proc.poll() is not None, "the target")
+        assert proc.poll() is None, read(tmp_path / "target.err")
+        res = run_crest("dump", "-t", pid, "-D", img)
+        assert res.returncode == 0, res.stderr
+        proc.wait(timeout=WAIT)
+        res = run_crest("restore", "-D", img, "-d")
+        assert res.returncode == 0, res.stderr
+        os.kill(pid, signal.SIGTERM)
+        assert wait_exit(pid) == 0 and "PASS" in read(out), read(out)
+    finally:
+        if proc_stat(pid) is not None:
+            os.kill(pid, signal.SIGKILL)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -176,6 +176,18 @@ static int to_svc(int fd, int want)
 	return 0;
 }
 
+/* For the kinds' open: the service fd of an entry this process created already. */
+static int svc_fd_of_entry(void *arg, uint32_t id)
+{
+	struct restore_ctx *ctx = arg;
+	int svc = ctx->svc_base + id - 1;
+
+	if (id && id <= files_restore_nr_entries(ctx->files) && fcntl(svc, F_GETFD) >= 0)
+		return svc;
+	pr_err("pid %d: file %u is not created yet", getpid(), id);
+	return -1;
+}
+
 static int open_owned(struct restore_ctx *ctx, struct rproc *rp)
 {
 	pid_t pid = rp->pe->pid;
@@ -186,7 +198,7 @@ static int open_owned(struct restore_ctx *ctx, struct rproc *rp)
 
 		if (files_restore_owner(ctx->files, id) != pid)
 			continue;
-		fd = files_restore_open(ctx->files, id, pid, ctx->opts);
+		fd = files_restore_open(ctx->files, id, pid, ctx->opts, svc_fd_of_entry, ctx);
 		if (fd < 0)
 			return fd;
 		ret = to_svc(fd, ctx->svc_base + id - 1);

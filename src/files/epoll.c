@@ -150,6 +150,13 @@ static int epoll_dump(const struct fd_dump_arg *a, ProtobufCMessage **ret)
 	size_t cap = 0;
 	int err = 0;
 
+	/* its interest list names descriptors by their numbers in the process that added them */
+	if (a->via_pid) {
+		free(ef);
+		pr_err("pid %d fd %d: unix socket has an epoll in flight (SCM_RIGHTS) in its receive queue: crest cannot save an epoll that no process holds",
+		       a->via_pid, a->via_fd);
+		return -EOPNOTSUPP;
+	}
 	if (!ef)
 		return -ENOMEM;
 	epoll_file__init(ef);

@@ -23,6 +23,7 @@ struct rst_file {
 	ProtobufCMessage *rec;	/* decoded payload */
 	pid_t owner;
 	pid_t first_holder;	/* the first process (tree order) with an fd for it */
+	bool carried;		/* in flight in another group's description (fd_kind.carried) */
 };
 
 struct rst_fdtable {
@@ -38,6 +39,7 @@ struct files_restore {
 	struct rst_fdtable *tables;
 	size_t nr_tables;
 	int max_fd;
+	uint32_t *order;	/* ids in the order of creation (files_restore_entry_id) */
 };
 
 static int decode_entry(struct rst_file *f)
@@ -128,6 +130,70 @@ static void assign_owners(struct files_restore *fr)
 	}
 }
 
+/* For add_carried: the carrying entry, and the first bad id met. */
+struct carry {
+	struct files_restore *fr;
+	struct rst_file *by;
+	uint32_t bad_id;
+};
+
+static bool same_group(const struct rst_file *a, const struct rst_file *b)
+{
+	return a->kind == b->kind && group_of(a) && group_of(a) == group_of(b);
+}
+
+/*
+ * Entry id is in flight in c->by's description: c->by's owner creates it (and its group),
+ * whether or not a process holds it, so that it exists when c->by's group is made.
+ */
+static void add_carried(void *arg, uint32_t id)
+{
+	struct carry *c = arg;
+	struct files_restore *fr = c->fr;
+	struct rst_file *f;
+
+	if (!id || id > fr->nr_files) {
+		c->bad_id = c->bad_id ? c->bad_id : (id ? id : UINT32_MAX);
+		return;
+	}
+	f = &fr->files[id - 1];
+	if (same_group(f, c->by))
+		return;
+	f->carried = true;
+	for (size_t j = 0; j < fr->nr_files; j++)
+		if (&fr->files[j] == f || same_group(&fr->files[j], f))
+			fr->files[j].owner = c->by->owner;
+}
+
+/* Owners of the entries in flight, and the order of creation: those entries come first. */
+static int plan_carried(struct files_restore *fr)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < fr->nr_files; i++) {
+		struct carry c = { fr, &fr->files[i], 0 };
+
+		if (!c.by->kind->carried || !c.by->owner)
+			continue;
+		c.by->kind->carried(c.by->rec, add_carried, &c);
+		if (c.bad_id) {
+			pr_err("files.img: entry %u (%s) carries file %u, not in files.img", c.by->fe->id,
+			       c.by->fe->kind, c.bad_id);
+			return -EINVAL;
+		}
+	}
+	fr->order = xmalloc(fr->nr_files * sizeof(*fr->order) + 1);
+	if (!fr->order)
+		return -ENOMEM;
+	for (size_t i = 0; i < fr->nr_files; i++)
+		if (fr->files[i].carried && !fr->files[i].kind->carried)
+			fr->order[n++] = i + 1;
+	for (size_t i = 0; i < fr->nr_files; i++)
+		if (!fr->files[i].carried || fr->files[i].kind->carried)
+			fr->order[n++] = i + 1;
+	return 0;
+}
+
 int files_restore_read(struct img_dir *dir, const pid_t *pids, size_t nr_pids,
 		       struct files_restore **ret)
 {
@@ -145,11 +211,14 @@ int files_restore_read(struct img_dir *dir, const pid_t *pids, size_t nr_pids,
 		fr->nr_tables++;
 		err = read_fdtable(fr, &fr->tables[i]);
 	}
+	if (!err) {
+		assign_owners(fr);
+		err = plan_carried(fr);
+	}
 	if (err) {
 		files_restore_free(fr);
 		return err;
 	}
-	assign_owners(fr);
 	*ret = fr;
 	return 0;
 }
@@ -199,13 +268,15 @@ uint32_t files_restore_shmem_entry(const struct files_restore *fr, uint64_t ino)
 
 uint32_t files_restore_entry_id(const struct files_restore *fr, size_t idx)
 {
-	return fr->files[idx].fe->id;
+	return fr->order[idx];
 }
 
-int files_restore_open(struct files_restore *fr, uint32_t id, pid_t pid, const struct crest_opts *opts)
+int files_restore_open(struct files_restore *fr, uint32_t id, pid_t pid, const struct crest_opts *opts,
+		       int (*entry_fd)(void *arg, uint32_t id), void *arg)
 {
 	struct rst_file *f = &fr->files[id - 1];
-	struct fd_open_arg a = { .pid = pid, .id = id, .dir = fr->dir, .opts = opts };
+	struct fd_open_arg a = { .pid = pid, .id = id, .dir = fr->dir, .opts = opts,
+				 .entry_fd = entry_fd, .entry_arg = arg };
 	int fd = f->kind->open(&a, f->rec), ret;
 
 	/*
@@ -315,5 +386,6 @@ void files_restore_free(struct files_restore *fr)
 	}
 	free(fr->tables);
 	free(fr->files);
+	free(fr->order);
 	free(fr);
 }

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/opts.h"
 #include "image/img.h"
@@ -38,6 +39,13 @@ struct files_dump {
 	size_t nr_known, cap_known;
 	FileEntry **entries;
 	size_t nr_entries, cap_entries;
+	/*
+	 * Our copies of descriptions in flight (save_carried): known[] finds them by crest's pid
+	 * and these numbers, so they stay open until the end of the dump, then are closed, which
+	 * leaves the target's queues as they were.
+	 */
+	int *carried;
+	size_t nr_carried, cap_carried;
 	bool finished;		/* the kinds' dump_finish ran */
 };
 
@@ -64,6 +72,9 @@ void files_dump_free(struct files_dump *fd)
 	for (size_t i = 0; i < fd->nr_entries; i++)
 		file_entry__free_unpacked(fd->entries[i], NULL);
 	free(fd->entries);
+	for (size_t i = 0; i < fd->nr_carried; i++)
+		close(fd->carried[i]);
+	free(fd->carried);
 	free(fd->known);
 	free(fd);
 }
@@ -195,6 +206,11 @@ static int dump_new_file(struct files_dump *fdump, const struct fd_dump_arg *a, 
 	FownState *fown = NULL;
 	int ret;
 
+	if (!kind && a->via_pid) {
+		pr_err("pid %d fd %d: %s in flight (SCM_RIGHTS) in its receive queue: cannot checkpoint this kind of descriptor yet",
+		       a->via_pid, a->via_fd, a->link);
+		return -EOPNOTSUPP;
+	}
 	if (!kind) {
 		pr_err("pid %d fd %d: %s: cannot checkpoint this kind of descriptor yet",
 		       a->pid, a->fd, a->link);
@@ -212,24 +228,36 @@ static int dump_new_file(struct files_dump *fdump, const struct fd_dump_arg *a, 
 	return ret;
 }
 
+/* Fills a's link, st, pos, flags and fdinfo (freed by the caller) for descriptor fd of pid. */
+static int inspect_fd(pid_t pid, int fd, struct fd_dump_arg *a, char link[PATH_MAX],
+		      struct stat *st, char **fdinfo)
+{
+	char path[64];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd/%d", pid, fd);
+	n = readlink(path, link, PATH_MAX - 1);
+	if (n < 0 || stat(path, st))
+		return pr_errno(-errno, "pid %d fd %d: cannot inspect %s", pid, fd, path);
+	link[n] = '\0';
+	a->st = st;
+	return read_fdinfo(pid, fd, &a->pos, &a->flags, fdinfo);
+}
+
+static int save_carried(const struct fd_dump_arg *via, int fd, uint32_t *ret_id);
+
 static int dump_one_fd(struct files_dump *fdump, int pidfd, pid_t pid, int fd, FdEntry *fe)
 {
-	char path[64], link[PATH_MAX];
+	char link[PATH_MAX];
 	struct fd_dump_arg a = { .pid = pid, .fd = fd, .link = link, .dir = fdump->dir,
-				 .opts = fdump->opts };
+				 .opts = fdump->opts, .via_fd = -1, .save_carried = save_carried,
+				 .files = fdump };
 	_cleanup_free_ char *fdinfo = NULL;
 	struct stat st;
-	ssize_t n;
 	size_t pos = 0;
 	int ret, id;
 
-	snprintf(path, sizeof(path), "/proc/%d/fd/%d", pid, fd);
-	n = readlink(path, link, sizeof(link) - 1);
-	if (n < 0 || stat(path, &st))
-		return pr_errno(-errno, "pid %d fd %d: cannot inspect %s", pid, fd, path);
-	link[n] = '\0';
-	a.st = &st;
-	ret = read_fdinfo(pid, fd, &a.pos, &a.flags, &fdinfo);
+	ret = inspect_fd(pid, fd, &a, link, &st, &fdinfo);
 	if (ret)
 		return ret;
 	a.fdinfo = fdinfo;
@@ -244,6 +272,58 @@ static int dump_one_fd(struct files_dump *fdump, int pidfd, pid_t pid, int fd, F
 	a.lfd = sys_pidfd_getfd(pidfd, fd, 0);
 	ret = dump_new_file(fdump, &a, pos, &fe->file_id);
 	safe_close(a.lfd);
+	return ret;
+}
+
+static int keep_carried(struct files_dump *fdump, int fd)
+{
+	if (xgrow((void **)&fdump->carried, &fdump->cap_carried, fdump->nr_carried + 1,
+		  sizeof(*fdump->carried))) {
+		close(fd);
+		return -ENOMEM;
+	}
+	fdump->carried[fdump->nr_carried++] = fd;
+	return 0;
+}
+
+/*
+ * A description in flight, which no process may hold: our copy (fd, from a MSG_PEEK that
+ * received it) stands for it. It is one description whether it is also open in a process of
+ * the tree or not, so it is found in known[] (by kcmp against our copy) or saved as new; the
+ * process holding the carrying socket's entry creates it at restore (fd_kind.carried).
+ */
+static int save_carried(const struct fd_dump_arg *via, int fd, uint32_t *ret_id)
+{
+	struct files_dump *fdump = via->files;
+	char link[PATH_MAX];
+	struct fd_dump_arg a = { .pid = getpid(), .fd = fd, .lfd = fd, .link = link,
+				 .dir = fdump->dir, .opts = fdump->opts, .via_pid = via->pid,
+				 .via_fd = via->fd, .save_carried = save_carried, .files = fdump };
+	_cleanup_free_ char *fdinfo = NULL;
+	struct stat st;
+	size_t pos = 0;
+	int ret, id;
+
+	ret = keep_carried(fdump, fd);
+	if (!ret)
+		ret = inspect_fd(a.pid, fd, &a, link, &st, &fdinfo);
+	if (ret)
+		return ret;
+	a.fdinfo = fdinfo;
+	a.flags &= ~O_CLOEXEC;
+	id = find_known(fdump, a.pid, fd, &st, &pos);
+	if (id) {
+		*ret_id = id;
+		return 0;
+	}
+	/* the kind's messages name crest's pid and copy: say once where that copy comes from */
+	pr_info("pid %d fd %d: %s in flight in the receive queue is crest's fd %d", via->pid, via->fd,
+		link, fd);
+	ret = dump_new_file(fdump, &a, pos, ret_id);
+	/* a refusal (EOPNOTSUPP) is one line already; another failure gets its context */
+	if (ret && ret != -EOPNOTSUPP)
+		pr_err("pid %d fd %d: cannot save %s, in flight in its receive queue (SCM_RIGHTS)",
+		       via->pid, via->fd, link);
 	return ret;
 }
 

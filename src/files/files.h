@@ -33,6 +33,21 @@ struct fd_dump_arg {
 	const char *fdinfo;	/* the whole of /proc/PID/fdinfo/N, for kind-specific lines */
 	struct img_dir *dir;	/* for kinds that keep data of their own (pipe contents) */
 	const struct crest_opts *opts;
+	/*
+	 * A description in flight (SCM_RIGHTS in a unix socket's queue) has no process: pid and
+	 * fd are then crest's own and its copy, and via_pid/via_fd name the socket whose queue
+	 * holds it (0/-1 otherwise). A kind that needs the process holding a description (an
+	 * epoll's interest list names fds of one) refuses such a one, naming via_pid/via_fd.
+	 */
+	pid_t via_pid;
+	int via_fd;
+	/*
+	 * For kinds whose queues carry descriptions: saves fd (a copy in crest, which the fd table
+	 * keeps from then on, closed or not) as a file_entry like any other, or finds the entry of
+	 * the description already saved, and puts its id in *ret_id. 0 or -errno after logging.
+	 */
+	int (*save_carried)(const struct fd_dump_arg *a, int fd, uint32_t *ret_id);
+	struct files_dump *files;	/* save_carried's own */
 };
 
 /* What a kind's open gets at restore. */
@@ -41,6 +56,12 @@ struct fd_open_arg {
 	uint32_t id;		/* file_entry id */
 	struct img_dir *dir;
 	const struct crest_opts *opts;
+	/*
+	 * The descriptor (in this process, not to be closed) of entry id, which this process
+	 * created before this one (see fd_kind.carried), or -1 after logging.
+	 */
+	int (*entry_fd)(void *arg, uint32_t id);
+	void *entry_arg;
 };
 
 struct fd_kind {
@@ -105,6 +126,13 @@ struct fd_kind {
 	int (*restore_prepare)(struct img_dir *dir);
 	int (*restore_session)(pid_t pid);
 	void (*restore_release)(void);
+	/*
+	 * Restore, optional: calls add for each entry that rec's description carries (the
+	 * descriptors in flight in a unix socket's queue). The process creating rec's group
+	 * creates those too, before any entry of the group (except carried entries of the group
+	 * itself), and its open reaches them through fd_open_arg.entry_fd.
+	 */
+	void (*carried)(const ProtobufCMessage *rec, void (*add)(void *arg, uint32_t id), void *arg);
 };
 
 /*
@@ -146,11 +174,16 @@ int files_restore_session(struct files_restore *fr, pid_t pid);
 void files_restore_release(struct files_restore *fr);
 /* Runs the kinds' restore_late for pid's installed fd table. */
 int files_restore_late(struct files_restore *fr, pid_t pid, const struct crest_opts *opts);
-/* Creates the description of entry id (called in its owner); returns an fd or -errno. */
-int files_restore_open(struct files_restore *fr, uint32_t id, pid_t pid, const struct crest_opts *opts);
+/*
+ * Creates the description of entry id (called in its owner); returns an fd or -errno.
+ * entry_fd(arg, id) gives the descriptor of an entry the process created before (fd_open_arg).
+ */
+int files_restore_open(struct files_restore *fr, uint32_t id, pid_t pid, const struct crest_opts *opts,
+		       int (*entry_fd)(void *arg, uint32_t id), void *arg);
 size_t files_restore_nr_entries(const struct files_restore *fr);
 /* The first entry whose description is shared memory object ino (kind's shmem_ino), or 0. */
 uint32_t files_restore_shmem_entry(const struct files_restore *fr, uint64_t ino);
+/* The idx-th entry in the order of creation: carried entries before their carriers. */
 uint32_t files_restore_entry_id(const struct files_restore *fr, size_t idx);
 void files_restore_free(struct files_restore *fr);
 

@@ -1,6 +1,7 @@
 /*
  * "unix" at dump: what one AF_UNIX socket is, from sock_diag and getsockopt/getpeername on our
- * copy of its description (all read-only), and its receive queue read with MSG_PEEK.
+ * copy of its description (all read-only), and its receive queue read with MSG_PEEK; the
+ * descriptors in flight that the peek hands crest are saved through the fd table.
  *
  * Peers are known by inode only once every process was dumped, so unix_dump_finish checks that
  * each connection's other end is in the image and fails the dump naming it when it is not.
@@ -34,8 +35,6 @@
 #include "util/log.h"
 #include "util/util.h"
 
-/* The kernel's SCM_MAX_FD (include/net/scm.h): the most descriptors one message carries. */
-#define UNIX_SCM_MAX_FD 253
 /* First receive buffer for a queued message; grown to the size of a longer datagram. */
 #define PEEK_BUF_START (64 * 1024)
 
@@ -382,11 +381,61 @@ static int set_peek_off(const struct fd_dump_arg *a, int off)
 	return 0;
 }
 
-/* Control messages of a peeked message: credentials are kept, descriptors refuse the dump. */
+/* Closes the copies of descriptors in flight that a MSG_PEEK installed in crest. */
+static void close_rights(struct msghdr *m)
+{
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
+		int *fds = (int *)CMSG_DATA(c);
+
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++)
+			close(fds[i]);
+	}
+}
+
+/*
+ * The descriptors a message carries (SCM_RIGHTS). The MSG_PEEK installed copies of them in
+ * crest (unix_peek_fds() duplicates the references; the queue keeps its own): the fd table
+ * saves each as a file entry and keeps the copy until the end of the dump. A socket that is
+ * itself in flight and carries descriptors would need its queue restored before it can be
+ * sent: refused.
+ */
+static int save_rights(struct peek_walk *w, const int *fds, size_t nr, UnixMsg *um)
+{
+	const struct fd_dump_arg *a = w->a;
+	uint32_t *ids = xrealloc(um->files, (um->n_files + nr) * sizeof(*ids) + 1);
+	int ret = 0;
+	size_t i;
+
+	if (ids)
+		um->files = ids;
+	else
+		ret = -ENOMEM;
+	if (ids && a->via_pid) {
+		pr_err("pid %d fd %d: unix socket has a unix socket in flight (SCM_RIGHTS) in its receive queue that carries descriptors in flight itself: crest cannot save descriptors nested in flight",
+		       a->via_pid, a->via_fd);
+		ret = -EOPNOTSUPP;
+	}
+	for (i = 0; !ret && i < nr; i++)
+		ret = a->save_carried(a, fds[i], &um->files[um->n_files++]);
+	/* save_carried took fds[0..i) whatever it returned; the rest are ours to close */
+	for (; i < nr; i++)
+		close(fds[i]);
+	return ret;
+}
+
+/* Control messages of a peeked message: credentials and descriptors are kept. */
 static int peek_cmsgs(struct peek_walk *w, struct msghdr *m, UnixMsg *um)
 {
-	bool rights = m->msg_flags & MSG_CTRUNC;
+	int ret = 0;
 
+	if (m->msg_flags & MSG_CTRUNC) {
+		close_rights(m);
+		pr_err("pid %d fd %d: unix socket has a message in its receive queue whose control data does not fit %zu bytes: crest cannot save it",
+		       w->a->pid, w->a->fd, (size_t)m->msg_controllen);
+		return -EOPNOTSUPP;
+	}
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
 		if (c->cmsg_level != SOL_SOCKET)
 			continue;
@@ -398,21 +447,16 @@ static int peek_cmsgs(struct peek_walk *w, struct msghdr *m, UnixMsg *um)
 			um->pid = pidns_view(cr.pid);	/* crest's view: the tree's */
 			um->uid = cr.uid;
 			um->gid = cr.gid;
+		} else if (c->cmsg_type == SCM_RIGHTS && !ret) {
+			ret = save_rights(w, (int *)CMSG_DATA(c),
+					  (c->cmsg_len - CMSG_LEN(0)) / sizeof(int), um);
 		} else if (c->cmsg_type == SCM_RIGHTS) {
-			/* MSG_PEEK installed copies of them in crest: close those */
-			int *fds = (int *)CMSG_DATA(c);
-
+			/* the copies after a failure are closed all the same */
 			for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++)
-				close(fds[i]);
-			rights = true;
+				close(((int *)CMSG_DATA(c))[i]);
 		}
 	}
-	if (rights) {
-		pr_err("pid %d fd %d: unix socket has file descriptors in flight (SCM_RIGHTS) in its receive queue: crest cannot save them",
-		       w->a->pid, w->a->fd);
-		return -EOPNOTSUPP;
-	}
-	return 0;
+	return ret;
 }
 
 static int add_msg(struct peek_walk *w, UnixMsg *um, size_t len, const struct sockaddr_un *sa,
@@ -428,6 +472,7 @@ static int add_msg(struct peek_walk *w, UnixMsg *um, size_t len, const struct so
 		us->queue = q;
 	if (!q || !copy) {
 		free(copy);
+		free(um->files);
 		return -ENOMEM;
 	}
 	*copy = *um;
@@ -461,7 +506,6 @@ static ssize_t peek_recv(struct peek_walk *w, struct msghdr *m)
 
 	for (;;) {
 		struct iovec iov = { w->buf, w->cap };
-		UnixMsg scratch = UNIX_MSG__INIT;
 		uint8_t *bigger;
 		ssize_t n;
 		int ret;
@@ -479,10 +523,8 @@ static ssize_t peek_recv(struct peek_walk *w, struct msghdr *m)
 					w->a->pid, w->a->fd);
 		if ((size_t)n <= w->cap)
 			return n;
-		/* descriptors in this message, if any, were installed here: check before retrying */
-		ret = peek_cmsgs(w, m, &scratch);
-		if (ret)
-			return ret;
+		/* descriptors in this message, if any, were installed here: the retry gets them again */
+		close_rights(m);
 		bigger = xrealloc(w->buf, n);
 		if (!bigger)
 			return -ENOMEM;
@@ -510,8 +552,10 @@ static int peek_one(struct peek_walk *w)
 	if (n < 0)
 		return n;
 	ret = peek_cmsgs(w, &m, &um);
-	if (ret)
+	if (ret) {
+		free(um.files);
 		return ret;
+	}
 	/* 0 bytes: end of stream, or end of a queue whose receive side is shut down */
 	if (!n && (w->us->type == SOCK_STREAM || (w->us->shutdown & 1)))
 		return 0;
@@ -585,8 +629,9 @@ static int remember(const struct fd_dump_arg *a, const UnixSk *us)
 	dumped.nr++;
 	memcpy(d->pending, us->pending, us->n_pending * sizeof(uint32_t));
 	d->nr_pending = us->n_pending;
-	d->pid = a->pid;
-	d->fd = a->fd;
+	/* a socket in flight is named by the socket whose queue holds it */
+	d->pid = a->via_pid ? a->via_pid : a->pid;
+	d->fd = a->via_pid ? a->via_fd : a->fd;
 	d->ino = us->ino;
 	d->peer = us->peer;
 	d->peer_ino = us->peer_ino;

@@ -3,7 +3,8 @@
  * gives it what the receiver saw: stream and seqpacket data from the peer (or the stand-in of a
  * closed peer); a datagram from the image's socket bound to its sender name, from a temporary
  * socket bound to that name when the sender is gone, or from an unbound socket when the sender
- * had no name. SCM_CREDENTIALS go along as recorded.
+ * had no name. SCM_CREDENTIALS go along as recorded, and SCM_RIGHTS with the descriptions in
+ * flight, which this process created before the sockets (fd_kind.carried).
  */
 #define LOG_PREFIX "files/unix: "
 #include "files/unix-restore.h"
@@ -52,31 +53,66 @@ static int grow_sndbuf(int fd, int *orig)
 	return set_sndbuf(fd, *orig * 4);
 }
 
+/* The kernel's SCM_MAX_FD (include/net/scm.h): the most descriptors one message carries. */
+#define UNIX_SCM_MAX_FD 253
+
+/* The descriptors m carries (SCM_RIGHTS), each its restored entry's. 0 or -errno after logging. */
+static int carried_fds(const struct usk *x, const UnixMsg *m, int fds[UNIX_SCM_MAX_FD])
+{
+	if (m->n_files > UNIX_SCM_MAX_FD) {
+		pr_err("unix socket %u: a queued message carries %zu descriptors, more than SCM_MAX_FD",
+		       x->rec->ino, m->n_files);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < m->n_files; i++) {
+		fds[i] = unix_carried_fd(m->files[i]);
+		if (fds[i] < 0) {
+			pr_err("unix socket %u: cannot put back file %u, carried by a queued message",
+			       x->rec->ino, m->files[i]);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* Appends a control message of the given type and payload to mh's control buffer. */
+static void add_cmsg(struct msghdr *mh, int type, const void *data, size_t len)
+{
+	struct cmsghdr *c = (struct cmsghdr *)((char *)mh->msg_control + mh->msg_controllen);
+
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = type;
+	c->cmsg_len = CMSG_LEN(len);
+	memcpy(CMSG_DATA(c), data, len);
+	mh->msg_controllen += CMSG_SPACE(len);
+}
+
 /*
  * Sends m from fd, to dest if given. Its SCM_CREDENTIALS go along as they were (root may
  * name any live pid and any ids); a sender pid that no longer exists falls back to crest's.
+ * nr_fds descriptors go along (SCM_RIGHTS) when given: with the first bytes only.
  */
-static ssize_t send_one(int fd, const UnixMsg *m, size_t off, const struct uname *dest, bool creds)
+static ssize_t send_one(int fd, const UnixMsg *m, size_t off, const struct uname *dest, bool creds,
+			const int *fds, size_t nr_fds)
 {
-	char cbuf[CMSG_SPACE(sizeof(struct ucred))];
+	union {
+		char buf[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(UNIX_SCM_MAX_FD * sizeof(int))];
+		struct cmsghdr align;
+	} cbuf;
 	struct ucred cr = { m->pid, m->uid, m->gid };
 	struct sockaddr_un sa;
 	struct iovec iov = { m->data.data + off, m->data.len - off };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.buf };
 	int cwd = -1;
 	ssize_t n;
 
-	if (creds) {
-		struct cmsghdr *c;
-
-		mh.msg_control = cbuf;
-		mh.msg_controllen = sizeof(cbuf);
-		c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_CREDENTIALS;
-		c->cmsg_len = CMSG_LEN(sizeof(cr));
-		memcpy(CMSG_DATA(c), &cr, sizeof(cr));
-	}
+	memset(&cbuf, 0, sizeof(cbuf));
+	if (creds)
+		add_cmsg(&mh, SCM_CREDENTIALS, &cr, sizeof(cr));
+	if (nr_fds)
+		add_cmsg(&mh, SCM_RIGHTS, fds, nr_fds * sizeof(int));
+	if (!mh.msg_controllen)
+		mh.msg_control = NULL;
 	if (dest) {
 		mh.msg_name = &sa;
 		mh.msg_namelen = unix_make_sa(dest, &sa);
@@ -93,11 +129,14 @@ static int send_msg(struct usk *x, int fd, const UnixMsg *m, const struct uname 
 {
 	bool creds = m->has_pid;
 	char buf[UNIX_NAME_STR];
-	int orig = 0, ret = 0;
+	int fds[UNIX_SCM_MAX_FD];
+	int orig = 0, ret = carried_fds(x, m, fds);
 	size_t off = 0;
 
+	if (ret)
+		return ret;
 	do {
-		ssize_t n = send_one(fd, m, off, dest, creds);
+		ssize_t n = send_one(fd, m, off, dest, creds, fds, off ? 0 : m->n_files);
 
 		if (n == -ESRCH && creds) {
 			pr_warn("unix socket %u (%s): sender pid %u of a queued message is gone: its credentials name the restoring process instead",

@@ -43,6 +43,7 @@ static struct {
 	bool built;
 	struct usk *sk;
 	size_t nr, handed;
+	const struct fd_open_arg *open;	/* while building: how to reach carried entries */
 } rst;
 
 const char *unix_sk_name(const struct usk *x, char buf[UNIX_NAME_STR])
@@ -107,6 +108,17 @@ struct usk *unix_find_dgram_named(const uint8_t *name, size_t len)
 		if (rst.sk[i].rec->type == SOCK_DGRAM && unix_same_name(rst.sk[i].rec->addr, name, len))
 			return &rst.sk[i];
 	return NULL;
+}
+
+int unix_carried_fd(uint32_t id)
+{
+	for (size_t i = 0; i < rst.nr; i++)
+		if (rst.sk[i].id == id && rst.sk[i].fd >= 0)
+			return rst.sk[i].fd;
+	if (rst.open && rst.open->entry_fd)
+		return rst.open->entry_fd(rst.open->entry_arg, id);
+	pr_err("file %u, carried by a queued message, was not created", id);
+	return -1;
 }
 
 /* ---- make: connections ---- */
@@ -530,7 +542,7 @@ static int add_record(const FileEntry *fe)
 		pr_err("files.img: entry %u (unix): undecodable record", fe->id);
 		return -EINVAL;
 	}
-	rst.sk[rst.nr++] = (struct usk){ .rec = r, .fd = -1, .partner = -1 };
+	rst.sk[rst.nr++] = (struct usk){ .rec = r, .id = fe->id, .fd = -1, .partner = -1 };
 	return 0;
 }
 
@@ -618,8 +630,10 @@ static int build_all(const struct fd_open_arg *a)
 	pr_info("pid %d: creating the %zu unix sockets of the image", a->pid, rst.nr);
 	if (!ret)
 		ret = make_all();
+	rst.open = a;
 	if (!ret)
 		ret = refill_all();
+	rst.open = NULL;
 	if (!ret)
 		ret = finish_all();
 	drop_temps();

@@ -17,6 +17,7 @@
 /* One socket of the image while it is built. */
 struct usk {
 	UnixSk *rec;
+	uint32_t id;		/* its file_entry id (a message may carry it, SCM_RIGHTS) */
 	struct usk *peer;	/* UNIX_PEER_ALIVE: the peer's entry */
 	int fd;			/* the socket; -1 before it is made and once handed out */
 	int partner;		/* stand-in for a closed peer, connected to fd; closed at finish */
@@ -44,6 +45,12 @@ struct usk *unix_find_dgram_named(const uint8_t *name, size_t len);
  * answers leaves x disconnected, with a warning. Always 0.
  */
 int unix_reconnect_external(struct usk *x);
+
+/*
+ * The descriptor of entry id for a message that carries it: a socket of the image, or another
+ * description this process created before the sockets (fd_open_arg.entry_fd). -1 after logging.
+ */
+int unix_carried_fd(uint32_t id);
 
 /* ---- unix-refill.c ---- */
 

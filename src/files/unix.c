@@ -45,6 +45,16 @@ static uint64_t unix_group(const ProtobufCMessage *rec)
 	return 1;
 }
 
+/* The descriptions in flight in the socket's queue (SCM_RIGHTS), which its refill sends again. */
+static void unix_carried(const ProtobufCMessage *rec, void (*add)(void *arg, uint32_t id), void *arg)
+{
+	const UnixSk *us = (const UnixSk *)rec;
+
+	for (size_t i = 0; i < us->n_queue; i++)
+		for (size_t j = 0; j < us->queue[i]->n_files; j++)
+			add(arg, us->queue[i]->files[j]);
+}
+
 const struct fd_kind fd_kind_unix = {
 	.name = "unix",
 	.desc = &unix_sk__descriptor,
@@ -54,4 +64,5 @@ const struct fd_kind fd_kind_unix = {
 	.group = unix_group,
 	.open = unix_open,
 	.keeps_fown = true,
+	.carried = unix_carried,
 };

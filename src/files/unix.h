@@ -5,13 +5,15 @@
  *   unix-dump.c     sock_diag tells each socket's type, state, name, peer, pending
  *                   connections and shutdown bits; the receive queue is read with MSG_PEEK
  *                   through our copy of the description, walked with SO_PEEK_OFF, so the live
- *                   socket keeps every byte. A peer outside the dumped tree, descriptors in
- *                   flight (SCM_RIGHTS), out-of-band data and unaccepted connections whose data
- *                   cannot be read fail the dump.
+ *                   socket keeps every byte. Descriptors in flight (SCM_RIGHTS) go to the fd
+ *                   table as descriptions of their own (fd_dump_arg.save_carried). A peer
+ *                   outside the dumped tree, a unix socket in flight that carries descriptors
+ *                   itself, out-of-band data and unaccepted connections whose data cannot be
+ *                   read fail the dump.
  *   unix-restore.c  one process creates every unix socket of the image together, in an order
  *                   that brings connections, names and queues back exactly; the others take
  *                   their copies as for any shared description (unix-restore.h)
- *   unix-refill.c   the receive queues, message by message
+ *   unix-refill.c   the receive queues, message by message, with the descriptors in flight
  *   unix-names.c    names and socket files: relative paths, stale files, temporary names
  */
 #ifndef CREST_FILES_UNIX_H
@@ -28,6 +30,8 @@
 #define UNIX_NAME_MAX ((int)sizeof(((struct sockaddr_un *)0)->sun_path))
 /* Room for unix_name_str's result: every byte escaped, "@" and the NUL. */
 #define UNIX_NAME_STR (4 * UNIX_NAME_MAX + 2)
+/* The kernel's SCM_MAX_FD (include/net/scm.h): the most descriptors one message carries. */
+#define UNIX_SCM_MAX_FD 253
 
 /*
  * A name as bytes for messages: "/path", "@abstract" (NULs and other unprintable bytes as
