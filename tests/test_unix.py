@@ -215,6 +215,15 @@ finish(s.recv(64) == b"from driver" and s.recv(64) == b"", "want the queued data
 }
 
 
+def kill_target(proc, pid):
+    """Whatever is left of a target: the restored pid, and the original the test started."""
+    if proc_stat(pid) is not None:
+        os.kill(pid, signal.SIGKILL)
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
 def wait_exit(pid):
     """Exit code of pid, restored with -d and adopted by the driver (a subreaper)."""
     deadline = time.monotonic() + WAIT
@@ -259,11 +268,7 @@ def test_unix_ext(tmp_path, name):
             assert server.recv(64) == b"after restore"
         assert wait_exit(pid) == 0 and "PASS" in read(out), read(out)
     finally:
-        if proc_stat(pid) is not None:
-            os.kill(pid, signal.SIGKILL)
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        kill_target(proc, pid)
         server.close()
 
 
@@ -323,8 +328,4 @@ def test_unix_scm_kinds(tmp_path):
         os.kill(pid, signal.SIGTERM)
         assert wait_exit(pid) == 0 and "PASS" in read(out), read(out)
     finally:
-        if proc_stat(pid) is not None:
-            os.kill(pid, signal.SIGKILL)
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        kill_target(proc, pid)
