@@ -254,6 +254,31 @@ def test_restore_refuses_bad_image(tree, good_image, damage):
     assert not left, f"a refused restore left processes behind: {left}"
 
 
+@pytest.fixture(scope="module")
+def lone_image(tmp_path_factory):
+    """An image of a single process with megabytes of data (the madvise case): with fewer
+    processes than CPUs, restore checks its pages on a thread of crest's, not as it reads."""
+    return killed_case_image(tmp_path_factory, "lone", "madvise")
+
+
+def test_restore_refuses_damaged_pages_of_a_lone_process(tree, lone_image):
+    src, root, pids = lone_image
+    img = tree.workdir / "img"
+    shutil.copytree(src, img)
+    name = image_file(img, r"pages-{root}\.img", root)
+    data = bytearray((img / name).read_bytes())
+    data[len(data) // 2] ^= 0x10
+    (img / name).write_bytes(bytes(data))
+    tree.root = root
+    tree.known |= set(pids)
+    call = tree.crest("restore", "-D", img, log=False)
+    one_line_error(call, name)
+    deadline = time.monotonic() + 2
+    while leftovers(pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not leftovers(pids), "a refused restore left processes behind"
+
+
 # ---- fault injection --------------------------------------------------------------------
 
 @pytest.mark.parametrize("stage", STAGES)
