@@ -87,13 +87,13 @@ $(BUILD)/tests/cases/%: tests/cases/%.c tests/cases/case.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 $(WARN) -O1 -g -D_GNU_SOURCE -Itests/cases -o $@ $< -lpthread
 
-$(BUILD)/bench/%: bench/%.c
+$(BUILD)/bench/%: bench/%.c bench/json-str.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 $(WARN) -O2 -g -D_GNU_SOURCE -o $@ $< -lpthread
 # Built by `all` too: tests/test_bench.py runs the workload and the driver.
 bench-progs: $(BENCHES)
 # The bench driver (make bench): bench/crestbench/*.c, one program.
-$(BUILD)/bench/crestbench: $(wildcard bench/crestbench/*.c bench/crestbench/*.h)
+$(BUILD)/bench/crestbench: $(wildcard bench/crestbench/*.c bench/crestbench/*.h) bench/json-str.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 $(WARN) -O2 -g -D_GNU_SOURCE -o $@ $(filter %.c,$^)
 

@@ -40,6 +40,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+
+#include "json-str.h"
 #include <sys/utsname.h>
 #include <sys/wait.h>
 
@@ -1098,20 +1100,6 @@ static void print_table(void)
 		       paired, r->verified > 0 ? "ok" : r->verified < 0 ? "BAD" : "-", note);
 	}
 	fflush(stdout);
-}
-
-static void json_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			fprintf(f, "\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			fprintf(f, "\\u%04x", *s);
-		else
-			fputc(*s, f);
-	}
-	fputc('"', f);
 }
 
 static void write_json(void)

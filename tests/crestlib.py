@@ -58,6 +58,17 @@ def proc_stat(pid):
     return fields[0], int(fields[1]), int(fields[2]), int(fields[3])
 
 
+def stdio_links(pid):
+    """Where fds 0, 1 and 2 of pid point, as "fd N -> TARGET" (or "fd N closed")."""
+    fds = []
+    for fd in (0, 1, 2):
+        try:
+            fds.append(f"fd {fd} -> {os.readlink(f'/proc/{pid}/fd/{fd}')}")
+        except OSError:
+            fds.append(f"fd {fd} closed")
+    return fds
+
+
 def proc_exe(pid):
     try:
         return os.readlink(f"/proc/{pid}/exe")

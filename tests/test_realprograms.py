@@ -64,7 +64,8 @@ from pathlib import Path
 import pytest
 from ptyshell import PtyShell
 
-from crestlib import CREST, WAIT, Call, proc_exe, proc_stat, reap, reap_zombies
+from crestlib import (CREST, WAIT, Call, proc_exe, proc_stat, reap, reap_zombies,
+                      stdio_links)
 
 PYTHON = "/usr/bin/python3"
 SH = "/bin/sh"
@@ -358,12 +359,7 @@ def describe(pid):
     st = proc_stat(pid)
     if st is None:
         return f"pid {pid}: gone"
-    fds = []
-    for fd in (0, 1, 2):
-        try:
-            fds.append(f"fd {fd} -> {os.readlink(f'/proc/{pid}/fd/{fd}')}")
-        except OSError:
-            fds.append(f"fd {fd} closed")
+    fds = stdio_links(pid)
     return f"pid {pid}: (state, ppid, pgid, sid) {st}, (tty_nr, tpgid) {proc_tty(pid)}, " \
            f"exe {proc_exe(pid)}, " + ", ".join(fds)
 

@@ -46,7 +46,8 @@ import time
 import pytest
 from ptyshell import PtyShell
 
-from crestlib import CREST, WAIT, Call, proc_exe, proc_stat, tree_changes, tree_details
+from crestlib import (CREST, WAIT, Call, proc_exe, proc_stat, stdio_links, tree_changes,
+                      tree_details)
 
 # The job: `job tick PIDFILE` prints "tick N" every 100 ms; `job read PIDFILE` answers each
 # line it reads from stdin with "got LINE" and exits 0 at end of file.
@@ -151,12 +152,7 @@ def describe(pid):
     st = proc_stat(pid)
     if st is None:
         return f"pid {pid} is not running"
-    fds = []
-    for fd in (0, 1, 2):
-        try:
-            fds.append(f"fd {fd} -> {os.readlink(f'/proc/{pid}/fd/{fd}')}")
-        except OSError:
-            fds.append(f"fd {fd} closed")
+    fds = stdio_links(pid)
     return f"pid {pid}: (state, ppid, pgid, sid) {st}, exe {proc_exe(pid)}, " + ", ".join(fds)
 
 

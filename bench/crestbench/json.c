@@ -5,19 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static void json_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			fprintf(f, "\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			fprintf(f, "\\u%04x", *s);
-		else
-			fputc(*s, f);
-	}
-	fputc('"', f);
-}
+#include "../json-str.h"
 
 static void json_kv_str(FILE *f, const char *key, const char *val, const char *sep)
 {
